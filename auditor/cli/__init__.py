@@ -1,0 +1,49 @@
+"""The `auditor` command line: parse arguments, hand over to `auditor.app`.  No logic here.
+
+Each subcommand lives in its own module exposing `register(subparsers)`; the module sets
+`func` on its parser to a callable taking the parsed namespace and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from auditor import __version__
+from auditor.errors import AuditorError
+
+COMMAND_MODULES: tuple[str, ...] = ()
+"""Modules under auditor.cli that register a subcommand, in help order."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="auditor",
+        description="Explain Cilium/Hubble policy verdicts against the NetworkPolicies in force.",
+    )
+    parser.add_argument("--version", action="version", version=f"auditor {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"auditor.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `auditor` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return func(args)
+    except AuditorError as exc:
+        print(f"auditor {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""Prometheus exposition: a custom collector over store snapshots, own registry."""

@@ -1,0 +1,1 @@
+"""Correlation, pure: flow x decision -> findings."""

@@ -1,0 +1,1 @@
+"""The Hubble edge: the only package that imports grpc, protobuf and the generated stubs."""

@@ -1,0 +1,54 @@
+"""The non-flow events a flow source delivers, and the union every source yields."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from auditor.model.flows import Flow
+
+
+class LostEventSource(enum.Enum):
+    """flow.LostEventSource, lower-cased for metric labels."""
+
+    UNKNOWN = "unknown"
+    PERF_EVENT_RING_BUFFER = "perf_event_ring_buffer"
+    OBSERVER_EVENTS_QUEUE = "observer_events_queue"
+    HUBBLE_RING_BUFFER = "hubble_ring_buffer"
+
+
+@dataclass(frozen=True, slots=True)
+class LostEvents:
+    """Hubble reported that `count` events were lost at `source` (a gap in our data)."""
+
+    source: LostEventSource
+    count: int
+    node_name: str = ""
+    time_ns: int = 0
+    cpu: int | None = None
+    first_ns: int = 0
+    last_ns: int = 0
+
+
+class NodeState(enum.Enum):
+    """relay.NodeState."""
+
+    UNKNOWN = "unknown"
+    CONNECTED = "connected"
+    UNAVAILABLE = "unavailable"
+    GONE = "gone"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """Relay says these nodes changed state."""
+
+    state: NodeState
+    node_names: tuple[str, ...]
+    message: str = ""
+    time_ns: int = 0
+
+
+FlowEvent = Flow | LostEvents | NodeStatus
+"""Everything a flow source yields, in stream order."""

@@ -1,0 +1,1 @@
+"""Compliance reports rendered from store snapshots."""

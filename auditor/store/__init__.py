@@ -1,0 +1,1 @@
+"""Findings, counters, coverage and policy history, persisted (SQLite by default)."""

@@ -1,0 +1,5 @@
+"""Placeholder replaced by the proto generator (issue 2)."""
+
+import sys
+
+sys.exit(0)

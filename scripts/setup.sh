@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything auditor needs into ./.venv; with --system also the servers the tests
+# drive for real (Prometheus/promtool, Chromium, kubectl) from Debian's packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_system=0
+[[ "${1:-}" == "--system" ]] && want_system=1
+
+if [[ ! -x .venv/bin/python ]]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+
+if [[ $want_system -eq 1 ]]; then
+    missing=()
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            echo "setup: installing ${missing[*]} from Debian packages" >&2
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        else
+            echo "setup: not root or no apt-get; tests needing ${missing[*]} will be skipped outside CI" >&2
+        fi
+    fi
+fi

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs everything, then runs every check CI runs: stale stubs, ruff, mypy --strict,
+# import-linter layer contracts, and the whole pytest suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --system
+export PATH="$PWD/.venv/bin:$PATH"
+
+python scripts/genproto.py --check
+ruff check .
+mypy auditor
+lint-imports
+pytest "$@"
