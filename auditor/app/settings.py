@@ -1,0 +1,185 @@
+"""Daemon settings: one declarative table, resolved with precedence flag > env > file > default.
+
+Every option is a `--flag`, an `AUDITOR_<FLAG>` environment variable (dashes become
+underscores, upper-cased) and a key of the YAML `--config` file (the flag name, dashes or
+underscores both accepted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auditor.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from `90s`, `5m`, `24h`, `30d`, `250ms` or a bare number of seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 24h, 7d)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_bool(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r} (use true or false)")
+
+
+def parse_list(text: str) -> list[str]:
+    """A comma- or whitespace-separated list (env vars); file values may be YAML lists."""
+    return [item for item in re.split(r"[,\s]+", str(text)) if item]
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting of `auditor run`."""
+
+    name: str
+    help: str
+    default: Any
+    kind: str = "str"
+    """str, int, bool, duration, list or choice."""
+    choices: tuple[str, ...] = ()
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return "AUDITOR_" + self.dest.upper()
+
+
+RUN_OPTIONS: tuple[Option, ...] = (
+    Option("hubble-server", "Hubble Relay or agent address: host:port or unix:///path.", "localhost:4245"),
+    Option("tls", "Connect to Hubble with TLS.", False, "bool"),
+    Option("tls-allow-insecure", "Skip verification of Hubble's certificate (testing only).", False, "bool"),
+    Option("tls-ca-cert-files", "CA certificates to verify Hubble's server certificate.", [], "list"),
+    Option("tls-client-cert-file", "Client certificate for mTLS to Hubble Relay.", ""),
+    Option("tls-client-key-file", "Client key for mTLS to Hubble Relay.", ""),
+    Option("tls-server-name", "Server name to verify, e.g. instance.hubble-relay.cilium.io.", ""),
+    Option("node-name", "Only flows observed on this node (node mode).", ""),
+    Option("flows", "Read flows from these files instead of Hubble.", [], "list"),
+    Option("manifests", "Read cluster state from these files/dirs instead of the API.", [], "list"),
+    Option("cluster-events", "With --manifests: timestamped changes (JSON lines).", ""),
+    Option("kubeconfig", "Kubeconfig file (default: in-cluster, then ~/.kube/config).", ""),
+    Option("context", "Kubeconfig context.", ""),
+    Option("store", "Findings store URL.", "sqlite:///var/lib/auditor/auditor.db"),
+    Option("metrics-address", "Listen address for /metrics, /healthz and /readyz.", "0.0.0.0:9967"),
+    Option("log-format", "Log format; auto = console on a TTY, JSON otherwise.", "auto", "choice",
+           ("auto", "json", "console")),
+    Option("log-level", "Minimum log level.", "info", "choice",
+           ("debug", "info", "warning", "error")),
+    Option("queue-size", "Flows buffered between the Hubble reader and analysis.", 10000, "int"),
+    Option("history-window", "How long policy history is kept in memory for flow-time decisions.",
+           "24h", "duration"),
+    Option("retention", "How long the store keeps counters, gaps and resolved findings.", "30d", "duration"),
+    Option("stall-timeout", "Report the Hubble stream as stalled after this long without data.",
+           "60s", "duration"),
+    Option("enforce-node-traffic", "Judge node-to-pod traffic by policy (Cilium host firewall / "
+           "enforcement mode always).", False, "bool"),
+    Option("max-series-per-metric", "Cardinality cap per metric; the rest goes to an overflow series.",
+           2000, "int"),
+    Option("flush-interval", "How often findings and counters are written to the store.", "5s", "duration"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser, options: Sequence[Option] = RUN_OPTIONS) -> None:
+    """Add every option as a flag whose default is None, so precedence can be resolved later."""
+    parser.add_argument("--config", help="YAML file with settings (keys are the flag names).")
+    for option in options:
+        flag = f"--{option.name}"
+        text = f"{option.help} [env {option.env}; default {_show_default(option)}]"
+        if option.kind == "bool":
+            parser.add_argument(flag, dest=option.dest, default=None,
+                                action=argparse.BooleanOptionalAction, help=text)
+        elif option.kind == "list":
+            parser.add_argument(flag, dest=option.dest, default=None, nargs="+", help=text)
+        else:
+            parser.add_argument(flag, dest=option.dest, default=None, help=text,
+                                choices=option.choices or None)
+
+
+def _show_default(option: Option) -> str:
+    if option.kind == "list":
+        return "none" if not option.default else ",".join(option.default)
+    return str(option.default).lower() if option.kind == "bool" else str(option.default)
+
+
+def resolve(
+    args: argparse.Namespace,
+    *,
+    env: Mapping[str, str] | None = None,
+    options: Sequence[Option] = RUN_OPTIONS,
+) -> dict[str, Any]:
+    """Settings by dest name, typed, with precedence flag > env > config file > default."""
+    environ = os.environ if env is None else env
+    config_path = getattr(args, "config", None) or environ.get("AUDITOR_CONFIG")
+    from_file = load_config_file(config_path, options) if config_path else {}
+    settings: dict[str, Any] = {}
+    for option in options:
+        flag_value = getattr(args, option.dest, None)
+        if flag_value is not None:
+            settings[option.dest] = _convert(option, flag_value, f"--{option.name}")
+        elif option.env in environ:
+            settings[option.dest] = _convert(option, environ[option.env], option.env)
+        elif option.dest in from_file:
+            settings[option.dest] = _convert(option, from_file[option.dest], f"{config_path}: {option.name}")
+        else:
+            settings[option.dest] = _convert(option, option.default, "default")
+    return settings
+
+
+def load_config_file(path: str, options: Sequence[Option] = RUN_OPTIONS) -> dict[str, Any]:
+    """Read the YAML config file; unknown keys are an error naming the key and the file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config file must be a mapping of setting names to values")
+    known = {option.dest for option in options}
+    result: dict[str, Any] = {}
+    for key, value in data.items():
+        dest = str(key).replace("-", "_")
+        if dest not in known:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+        result[dest] = value
+    return result
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "str": str,
+    "choice": str,
+    "int": int,
+    "bool": lambda v: v if isinstance(v, bool) else parse_bool(v),
+    "duration": lambda v: float(v) if isinstance(v, int | float) else parse_duration(v),
+    "list": lambda v: [str(x) for x in v] if isinstance(v, list | tuple) else parse_list(v),
+}
+
+
+def _convert(option: Option, value: Any, origin: str) -> Any:
+    try:
+        converted = _CONVERTERS[option.kind](value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: invalid value {value!r} for {option.name}: {exc}") from exc
+    if option.choices and converted not in option.choices:
+        raise ConfigError(f"{origin}: {option.name} must be one of {', '.join(option.choices)}")
+    return converted
