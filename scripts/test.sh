@@ -7,6 +7,7 @@ bash scripts/setup.sh --system
 export PATH="$PWD/.venv/bin:$PATH"
 
 python scripts/genproto.py --check
+python scripts/gen_demo.py --check
 ruff check .
 mypy auditor
 lint-imports
