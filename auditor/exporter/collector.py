@@ -1,0 +1,271 @@
+"""`AuditorCollector`: builds every auditor_* metric family fresh from a `MetricsSnapshot` per scrape.
+
+Nothing is registered globally: `make_registry` returns a private `CollectorRegistry`.
+Cardinality is capped per metric (see `CardinalityCap`); series missing from the snapshot
+vanish from the output; enum-labelled series known in advance are exported at 0.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from auditor import __version__
+from auditor.exporter.snapshot import MetricsSnapshot
+from auditor.model.events import LostEventSource, NodeState
+from auditor.model.flows import Direction, Verdict
+
+OVERFLOW = "__overflow__"
+"""Label value of every label of the overflow series that sums what the cap left out."""
+
+LabelKey = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledMetric:
+    """How one snapshot mapping becomes one metric family."""
+
+    name: str
+    """Full exposition name (counters end in _total)."""
+    kind: Literal["counter", "gauge"]
+    doc: str
+    labels: tuple[str, ...]
+    field: str
+    """MetricsSnapshot attribute holding the mapping."""
+    seed: tuple[LabelKey, ...] = ()
+    """Label values always exported (at 0 until the snapshot has them)."""
+
+
+def _product(*axes: list[str]) -> tuple[LabelKey, ...]:
+    keys: list[LabelKey] = [()]
+    for axis in axes:
+        keys = [(*key, value) for key in keys for value in axis]
+    return tuple(keys)
+
+
+_DIRECTIONS = [d.value for d in Direction]
+LABELLED_METRICS: tuple[LabelledMetric, ...] = (
+    LabelledMetric(
+        "auditor_flows_processed_total", "counter", "Flows analysed, by Hubble verdict and direction.",
+        ("verdict", "direction"), "flows_processed", _product([v.value for v in Verdict], _DIRECTIONS),
+    ),
+    LabelledMetric(
+        "auditor_bad_flows_total", "counter", "Flow events that could not be used, by reason.",
+        ("reason",), "bad_flows",
+    ),
+    LabelledMetric(
+        "auditor_policy_verdicts_total", "counter",
+        "Side decisions attributed to their primary policy (one count per decision; docs/metrics.md).",
+        ("namespace", "policy", "direction", "action"), "policy_verdicts",
+    ),
+    LabelledMetric(
+        "auditor_policy_drops_total", "counter",
+        "Policy drops by workload; expected=true when auditor's model also denies the flow.",
+        ("namespace", "workload", "direction", "expected"), "policy_drops",
+    ),
+    LabelledMetric(
+        "auditor_findings_total", "counter", "New findings created.",
+        ("kind", "severity", "namespace"), "findings_new",
+    ),
+    LabelledMetric(
+        "auditor_open_findings", "gauge", "Findings currently open.",
+        ("kind", "severity", "namespace"), "open_findings",
+    ),
+    LabelledMetric(
+        "auditor_dns_denials_total", "counter", "DNS lookups dropped by policy, by client workload.",
+        ("namespace", "workload"), "dns_denials",
+    ),
+    LabelledMetric(
+        "auditor_health_check_drops_total", "counter", "Kubelet probe traffic dropped, by probe port.",
+        ("namespace", "workload", "port"), "health_check_drops",
+    ),
+    LabelledMetric(
+        "auditor_unprotected_pods", "gauge", "Pods that no NetworkPolicy selects for the direction.",
+        ("namespace", "direction"), "unprotected_pods",
+    ),
+    LabelledMetric(
+        "auditor_namespace_default_deny", "gauge", "1 when a policy isolates every pod of the namespace.",
+        ("namespace", "direction"), "namespace_default_deny",
+    ),
+    LabelledMetric(
+        "auditor_hubble_lost_events_total", "counter", "Events Hubble reported lost, by where they were lost.",
+        ("source",), "lost_events", tuple((s.value,) for s in LostEventSource),
+    ),
+    LabelledMetric(
+        "auditor_hubble_nodes", "gauge", "Hubble nodes by relay state.",
+        ("state",), "hubble_nodes", tuple((s.value,) for s in NodeState),
+    ),
+    LabelledMetric(
+        "auditor_inventory_up", "gauge", "1 when the inventory of the resource is synced.",
+        ("resource",), "inventory_up",
+    ),
+    LabelledMetric(
+        "auditor_invalid_objects_total", "counter", "Kubernetes objects rejected as invalid, by kind.",
+        ("kind",), "invalid_objects", (("Namespace",), ("NetworkPolicy",), ("Pod",)),
+    ),
+)
+
+SCALARS: tuple[tuple[str, Literal["counter", "gauge"], str, str], ...] = (
+    ("auditor_flows_received_total", "counter", "Flows read from the source.", "flows_received"),
+    ("auditor_hubble_up", "gauge", "1 while the Hubble GetFlows stream is connected.", "hubble_up"),
+    ("auditor_hubble_reconnects_total", "counter", "Reconnections to Hubble.", "hubble_reconnects"),
+    (
+        "auditor_last_flow_timestamp_seconds", "gauge",
+        "Event time of the newest flow seen (Unix seconds).", "last_flow_timestamp_seconds",
+    ),
+    ("auditor_queue_dropped_total", "counter", "Events dropped because the queue was full.", "queue_dropped"),
+    (
+        "auditor_inventory_last_sync_timestamp_seconds", "gauge",
+        "Time of the last complete inventory sync (Unix seconds).", "inventory_last_sync_timestamp_seconds",
+    ),
+)
+
+LAG_METRIC = "auditor_flow_processing_lag_seconds"
+
+
+def _label_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class CardinalityCap:
+    """Keeps at most `limit` series for one metric; the rest are summed into one overflow series.
+
+    Admission is sticky: a series once exported stays exported while it exists, so counters
+    do not jump between their own series and the overflow series.  New series are admitted
+    in label order while there is room.  With an overflow, `limit - 1` series are kept.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._admitted: dict[LabelKey, None] = {}
+
+    def split(self, series: Mapping[LabelKey, float]) -> tuple[list[tuple[LabelKey, float]], float | None]:
+        """Return (kept series in admission order, overflow sum or None)."""
+        if len(series) <= self.limit:
+            kept_keys = [key for key in self._admitted if key in series]
+            kept_keys += sorted(key for key in series if key not in self._admitted)
+            self._admitted = dict.fromkeys(kept_keys)
+            return [(key, series[key]) for key in kept_keys], None
+        room = self.limit - 1
+        kept_keys = [key for key in self._admitted if key in series][:room]
+        if len(kept_keys) < room:
+            chosen = set(kept_keys)
+            kept_keys += sorted(key for key in series if key not in chosen)[: room - len(kept_keys)]
+        self._admitted = dict.fromkeys(kept_keys)
+        overflow = sum(value for key, value in series.items() if key not in self._admitted)
+        return [(key, series[key]) for key in kept_keys], overflow
+
+
+class AuditorCollector(Collector):
+    """A custom collector: each collect() calls `snapshot_fn` once and builds every family fresh."""
+
+    def __init__(
+        self,
+        snapshot_fn: Callable[[], MetricsSnapshot],
+        *,
+        max_series_per_metric: int = 2000,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if max_series_per_metric < 2:
+            raise ValueError(f"max_series_per_metric must be at least 2, got {max_series_per_metric}")
+        self._snapshot_fn = snapshot_fn
+        self._clock = clock
+        self._caps = {spec.name: CardinalityCap(max_series_per_metric) for spec in LABELLED_METRICS}
+        self._lock = threading.Lock()
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            started = self._clock()
+            try:
+                snapshot = self._snapshot_fn()
+                families = self._families(snapshot)
+                success = 1.0
+            except Exception:
+                # A scrape must never take the process down; the failure is visible as a metric.
+                structlog.get_logger().exception("metrics snapshot failed", logger="auditor.exporter")
+                families = [_build_info(__version__)]
+                success = 0.0
+            elapsed = self._clock() - started
+        yield from families
+        yield _gauge("auditor_collector_success", "1 when the last metrics snapshot succeeded.", success)
+        yield _gauge("auditor_scrape_duration_seconds", "Time spent building the metrics snapshot.", elapsed)
+
+    def _families(self, snapshot: MetricsSnapshot) -> list[Metric]:
+        families: list[Metric] = [_build_info(snapshot.version)]
+        for spec in LABELLED_METRICS:
+            families.append(self._labelled(spec, getattr(snapshot, spec.field)))
+        for name, kind, doc, field_name in SCALARS:
+            value = float(getattr(snapshot, field_name))
+            if kind == "counter":
+                families.append(CounterMetricFamily(name, doc, value=value))
+            else:
+                families.append(_gauge(name, doc, value))
+        families.append(_histogram(snapshot))
+        return families
+
+    def _labelled(self, spec: LabelledMetric, values: Mapping[tuple[Any, ...], Any]) -> Metric:
+        series: dict[LabelKey, float] = dict.fromkeys(spec.seed, 0.0)
+        for key, value in values.items():
+            labels = tuple(_label_value(part) for part in key)
+            if len(labels) != len(spec.labels):
+                raise ValueError(f"{spec.field}: key {key!r} has {len(labels)} labels, want {spec.labels}")
+            series[labels] = series.get(labels, 0.0) + float(value)
+        kept, overflow = self._caps[spec.name].split(series)
+        family: CounterMetricFamily | GaugeMetricFamily
+        if spec.kind == "counter":
+            family = CounterMetricFamily(spec.name, spec.doc, labels=spec.labels)
+        else:
+            family = GaugeMetricFamily(spec.name, spec.doc, labels=spec.labels)
+        for labels, value in kept:
+            family.add_metric(labels, value)
+        if overflow is not None:
+            family.add_metric([OVERFLOW] * len(spec.labels), overflow)
+        return family
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _build_info(version: str) -> GaugeMetricFamily:
+    family = GaugeMetricFamily("auditor_build_info", "Always 1; the version label says which auditor runs.",
+                               labels=("version",))
+    family.add_metric([version], 1.0)
+    return family
+
+
+def _histogram(snapshot: MetricsSnapshot) -> HistogramMetricFamily:
+    data = snapshot.flow_processing_lag
+    buckets: list[tuple[str, float]] = [(_bound(bound), float(count)) for bound, count in data.buckets]
+    buckets.append(("+Inf", float(data.count)))
+    return HistogramMetricFamily(
+        LAG_METRIC, "Analysis time minus flow event time.", buckets=buckets, sum_value=data.sum
+    )
+
+
+def _bound(bound: float) -> str:
+    return repr(float(bound))
+
+
+def make_registry(
+    snapshot_fn: Callable[[], MetricsSnapshot], *, max_series_per_metric: int = 2000
+) -> CollectorRegistry:
+    """A private registry holding only an AuditorCollector (nothing touches the global REGISTRY)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AuditorCollector(snapshot_fn, max_series_per_metric=max_series_per_metric))
+    return registry
