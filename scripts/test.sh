@@ -8,6 +8,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 python scripts/genproto.py --check
 python scripts/gen_demo.py --check
+python scripts/gen_config_doc.py --check
 ruff check .
 mypy auditor
 lint-imports
