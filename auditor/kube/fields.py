@@ -2,7 +2,8 @@
 
 Kubernetes objects reach us as plain dicts (YAML, JSON lines, the API's raw JSON).  Every
 converter reads them through `Fields`, so a wrong type anywhere gives the same kind of message:
-``shop.yaml:12: Pod shop/api-1: spec.containers[0].ports[0].containerPort: expected an integer, got str 'http'``.
+``shop.yaml:12: Pod shop/api-1: spec.containers[0].ports[0].containerPort: expected an integer,
+got str 'http'``.
 """
 
 from __future__ import annotations

@@ -101,6 +101,8 @@ def _yaml_documents(path: str, text: str) -> Iterator[tuple[int, Any, yaml.Node]
     try:
         while loader.check_node():
             node = loader.get_node()
+            if node is None:
+                break
             yield node.start_mark.line + 1, loader.construct_document(node), node
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -116,7 +118,8 @@ def _item_wheres(path: str, node: yaml.Node) -> list[str]:
     """`file:line` of each entry of a list document's `items`."""
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == "items" and isinstance(value, yaml.SequenceNode):
+            is_items = isinstance(key, yaml.ScalarNode) and key.value == "items"
+            if is_items and isinstance(value, yaml.SequenceNode):
                 return [f"{path}:{item.start_mark.line + 1}" for item in value.value]
     return []
 
@@ -125,7 +128,8 @@ def _json_objects(path: str, text: str) -> Iterator[tuple[str, Mapping[str, Any]
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ManifestError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=exc.lineno) from exc
+        message = f"invalid JSON: {exc.msg} (column {exc.colno})"
+        raise ManifestError(message, path=path, line=exc.lineno) from exc
     items = document.get("items") if isinstance(document, Mapping) else None
     count = len(items) if isinstance(items, list) else 0
     yield from _flatten(document, path, [f"{path}:items[{index}]" for index in range(count)])

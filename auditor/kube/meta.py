@@ -39,7 +39,8 @@ def _name_for_errors(obj: Mapping[str, Any], kind: str) -> str:
         name = metadata.get("name")
         namespace = metadata.get("namespace")
         if isinstance(name, str) and name:
-            return f"{kind} {namespace}/{name}" if isinstance(namespace, str) and namespace else f"{kind} {name}"
+            scoped = isinstance(namespace, str) and namespace
+            return f"{kind} {namespace}/{name}" if scoped else f"{kind} {name}"
     return kind
 
 

@@ -119,8 +119,8 @@ def _probes(container: Mapping[str, Any], fields: Fields, path: str, container_n
             port = fields.int_or_string(action.get("port"), f"{handler_path}.port")
             if port is None:
                 fields.fail(f"{handler_path}.port", "required field is missing")
-            probe_route = fields.string(action.get("path"), f"{handler_path}.path") if handler == "httpGet" else ""
-            probes.append(Probe(kind=kind, handler=handler, port=port, container=container_name, path=probe_route))
+            route = fields.string(action.get("path"), f"{handler_path}.path") if handler == "httpGet" else ""
+            probes.append(Probe(kind=kind, handler=handler, port=port, container=container_name, path=route))
     return probes
 
 
