@@ -1,0 +1,180 @@
+"""The `Store` interface every backend implements; callers depend on this only."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Collection, Iterable, Sequence
+from types import TracebackType
+
+from auditor.model.events import LostEvents
+from auditor.model.findings import Finding, FindingKey, FindingKind
+from auditor.store.records import (
+    DEFAULT_JOIN_NS,
+    DEFAULT_RETENTION_NS,
+    CounterRow,
+    Coverage,
+    PolicyChangeRecord,
+    RetentionResult,
+    StoredFinding,
+    StoreSnapshot,
+)
+
+STATIC_KINDS = tuple(kind for kind in FindingKind if kind.is_static)
+
+
+class Store(abc.ABC):
+    """Findings, per-hour counters, coverage, gaps and policy history.
+
+    Every write method commits one transaction before it returns, so another thread or process
+    sees the data as soon as the call is done.  Implementations are safe to share between threads.
+    Failures raise `auditor.errors.StoreError` naming the database.
+    """
+
+    url: str
+
+    # --- findings ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def upsert_findings(self, findings: Iterable[Finding]) -> list[Finding]:
+        """Merge findings by key in one transaction; return those that were not open before.
+
+        Counts add up, first_seen is the earliest non-zero, last_seen the latest; message, severity,
+        policies, pod, peer, sample and details come from the most recently seen one.  A resolved
+        finding that shows up again is reopened and returned as new.
+        """
+
+    @abc.abstractmethod
+    def stored_findings(
+        self,
+        *,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        namespaces: Collection[str] | None = None,
+        kinds: Collection[FindingKind] | None = None,
+        open_only: bool = False,
+    ) -> list[StoredFinding]:
+        """Findings whose [first_seen, last_seen] overlaps [since, until), with their status.
+
+        Timeless findings (last_seen 0, e.g. static ones) match any time range.
+        """
+
+    def findings(
+        self,
+        *,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        namespaces: Collection[str] | None = None,
+        kinds: Collection[FindingKind] | None = None,
+        open_only: bool = False,
+    ) -> list[Finding]:
+        """Like `stored_findings`, without the lifecycle."""
+        rows = self.stored_findings(
+            since_ns=since_ns, until_ns=until_ns, namespaces=namespaces, kinds=kinds, open_only=open_only
+        )
+        return [row.finding for row in rows]
+
+    @abc.abstractmethod
+    def resolve_missing_static(
+        self,
+        keep_keys: Iterable[FindingKey | str],
+        kinds: Collection[FindingKind] = STATIC_KINDS,
+        *,
+        now_ns: int | None = None,
+    ) -> list[Finding]:
+        """Resolve open findings of `kinds` whose key is not in `keep_keys`; return them.
+
+        Call it with the keys of a full static evaluation, so findings a policy fix removed close.
+        """
+
+    # --- counters ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_counts(self, rows: Iterable[CounterRow]) -> int:
+        """Add pre-aggregated counts to their hour buckets in one transaction; return rows written."""
+
+    @abc.abstractmethod
+    def counts(
+        self,
+        since_ns: int,
+        until_ns: int,
+        group_by: Sequence[str] = ("namespace", "verdict"),
+        *,
+        namespaces: Collection[str] | None = None,
+    ) -> list[CounterRow]:
+        """Sums of hour buckets starting in [hour_floor(since), until), grouped by COUNTER_COLUMNS names.
+
+        Largest count first; columns not grouped are "" (hour_ns 0).
+        """
+
+    # --- coverage ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def record_window(
+        self, from_ns: int, to_ns: int, source: str = "hubble", *, join_ns: int = DEFAULT_JOIN_NS
+    ) -> None:
+        """Record that flows from `source` were observed over [from_ns, to_ns].
+
+        Windows of the same source that overlap or lie within `join_ns` of it are merged into one.
+        """
+
+    @abc.abstractmethod
+    def record_gap(self, from_ns: int, to_ns: int, reason: str, lost_count: int = 0) -> None:
+        """Record a span with missing data (lost events, stream down)."""
+
+    def record_lost_events(self, event: LostEvents) -> None:
+        """A Hubble LostEvents as a gap, reason `lost-events:<source>[@node]`."""
+        start = event.first_ns or event.time_ns
+        end = event.last_ns or event.time_ns or start
+        reason = f"lost-events:{event.source.value}" + (f"@{event.node_name}" if event.node_name else "")
+        self.record_gap(start, max(start, end), reason, event.count)
+
+    @abc.abstractmethod
+    def coverage(self, since_ns: int, until_ns: int) -> Coverage:
+        """Windows (clipped) and gaps overlapping [since_ns, until_ns), and the events lost in them."""
+
+    # --- policy history ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def record_policy_change(
+        self, time_ns: int, change_type: str, namespace: str, name: str, revision: str, spec_json: str
+    ) -> bool:
+        """Append to the history; False when this (namespace, name, revision, type) is already there."""
+
+    @abc.abstractmethod
+    def policy_changes(
+        self,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        *,
+        namespaces: Collection[str] | None = None,
+    ) -> list[PolicyChangeRecord]:
+        """Changes with time in [since, until), oldest first."""
+
+    # --- housekeeping -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def apply_retention(self, now_ns: int, max_age_ns: int = DEFAULT_RETENTION_NS) -> RetentionResult:
+        """Delete what ended before now - max_age.
+
+        Counters, windows, gaps; resolved findings; runtime findings last seen before the cutoff;
+        policy changes, except the last one of each policy still in force.  Open static findings stay.
+        """
+
+    @abc.abstractmethod
+    def snapshot(self) -> StoreSnapshot:
+        """A consistent summary read in one transaction (see StoreSnapshot)."""
+
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+
+    @abc.abstractmethod
+    def flush(self) -> None:
+        """Push committed data to its durable home (writes are already committed and visible)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; later calls raise StoreError.  Closing twice is harmless."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

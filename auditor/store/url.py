@@ -1,0 +1,66 @@
+"""`open_store(url)`: the one way callers get a `Store`; backends are chosen by URL scheme."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from auditor.errors import ConfigError
+from auditor.store.base import Store
+from auditor.store.sqlite import MEMORY, SqliteStore
+
+Opener = Callable[[str], Store]
+"""Builds a store from its full URL (raising ConfigError for a malformed one)."""
+
+_BACKENDS: dict[str, Opener] = {}
+
+
+def register_backend(scheme: str, opener: Opener) -> None:
+    """Make `open_store` hand URLs of `scheme` (e.g. "postgresql") to `opener`."""
+    _BACKENDS[scheme.lower()] = opener
+
+
+def supported_schemes() -> tuple[str, ...]:
+    return tuple(sorted(_BACKENDS))
+
+
+def open_store(url: str) -> Store:
+    """Open (and create or migrate) the store at `url`.
+
+    `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, `sqlite:///:memory:`.
+    Raises ConfigError for a URL no backend takes, StoreError when the database is unusable.
+    """
+    scheme, sep, _ = url.partition("://")
+    opener = _BACKENDS.get(scheme.lower()) if sep else None
+    if opener is None:
+        raise ConfigError(
+            f"store URL {url!r}: unsupported scheme; supported: "
+            + ", ".join(f"{name}://" for name in supported_schemes())
+            + " (e.g. sqlite:///var/lib/auditor/auditor.db)"
+        )
+    return opener(url)
+
+
+def sqlite_path(url: str) -> str:
+    """The file path in a `sqlite:///path` URL (three slashes, then the path; four for an absolute one)."""
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise ConfigError(
+            f"store URL {url!r}: a sqlite URL has no host; write sqlite:///relative.db or sqlite:////abs/path.db"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"store URL {url!r}: sqlite URLs take no query or fragment")
+    if not parts.path.startswith("/") or parts.path == "/":
+        raise ConfigError(f"store URL {url!r}: no database path; write sqlite:///path/to/auditor.db")
+    path = parts.path[1:]
+    if path.endswith("/"):
+        raise ConfigError(f"store URL {url!r}: the path names a directory, not a database file")
+    return path
+
+
+def _open_sqlite(url: str) -> Store:
+    path = sqlite_path(url)
+    return SqliteStore(MEMORY if path == MEMORY else path, url=url)
+
+
+register_backend("sqlite", _open_sqlite)
