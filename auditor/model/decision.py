@@ -84,6 +84,8 @@ class Enforcement(enum.Enum):
     """Traffic between a node and its own pods, allowed by the spec unless node enforcement is on."""
     HOST_NETWORK = "host-network"
     """A hostNetwork pod: NetworkPolicy does not apply."""
+    SELF = "self"
+    """A pod talking to itself: per the NetworkPolicy docs a pod cannot block access to itself."""
 
 
 @dataclass(frozen=True, slots=True)

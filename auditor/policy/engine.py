@@ -1,0 +1,135 @@
+"""PolicyEngine: decide A -> B:port/proto under the NetworkPolicies of one ClusterState.
+
+A connection is allowed only when the source's egress side AND the destination's ingress side
+allow it.  Per side (see `SideDecision`):
+- a non-pod endpoint (node, external IP) is not evaluated: NOT_A_POD, allowed;
+- a hostNetwork pod is not subject to NetworkPolicy: HOST_NETWORK, allowed;
+- a pod talking to itself is allowed: "a pod cannot block access to itself" (kubernetes.io
+  NetworkPolicy docs): SELF;
+- traffic between a pod and its own node is allowed ("traffic to and from the node where a Pod is
+  running is always allowed"): NODE_TRAFFIC, unless `enforce_node_traffic` (Cilium host firewall /
+  policy enforcement `always`), in which case node peers are evaluated like any other peer;
+- otherwise the policies selecting the pod for that direction decide, additively.
+
+Decisions are cached per (state revision, source, destination, port, protocol).  A revision
+identifies exactly one immutable state, so any change (pod labels or IPs, namespace labels,
+policies, nodes) yields a new revision and can never be answered from a stale entry.
+"""
+
+from __future__ import annotations
+
+from auditor.model.decision import (
+    Decision,
+    Enforcement,
+    NodeSubject,
+    PodSubject,
+    RuleMatch,
+    SideDecision,
+    Subject,
+)
+from auditor.model.k8s import Pod, PolicyDirection
+from auditor.policy.matching import NO_PEER, as_peer, destination_pod, first_peer, rule_ports_match
+from auditor.policy.miss import closest_miss
+from auditor.policy.state import ClusterState, policy_id
+
+_NOT_A_POD = SideDecision(allowed=True, isolated=False, enforcement=Enforcement.NOT_A_POD)
+_HOST_NETWORK = SideDecision(allowed=True, isolated=False, enforcement=Enforcement.HOST_NETWORK)
+_NODE = SideDecision(allowed=True, isolated=False, enforcement=Enforcement.NODE_TRAFFIC)
+_SELF = SideDecision(allowed=True, isolated=False, enforcement=Enforcement.SELF)
+_OPEN = SideDecision(allowed=True, isolated=False)
+
+CacheKey = tuple[object, ...]
+
+
+def _subject_key(state: ClusterState, subject: Subject) -> object:
+    """A cheap cache key; pods not identical to the state's own object are keyed by value."""
+    if isinstance(subject, PodSubject):
+        pod = subject.pod
+        if state.pod(pod.namespace, pod.name) is pod:
+            return (pod.namespace, pod.name, subject.ip)
+        return (pod, tuple(sorted(pod.labels.items())), subject.ip)
+    if isinstance(subject, NodeSubject):
+        return ("node", subject.node_name, subject.ip)
+    return ("ip", subject.ip)
+
+
+def _is_own_node(pod: Pod, other: Subject) -> bool:
+    if not isinstance(other, NodeSubject):
+        return False
+    if other.node_name and pod.node_name:
+        return other.node_name == pod.node_name
+    return bool(other.ip) and other.ip == pod.host_ip
+
+
+def _is_self(pod: Pod, other: Subject) -> bool:
+    return isinstance(other, PodSubject) and other.pod.namespace == pod.namespace and other.pod.name == pod.name
+
+
+class PolicyEngine:
+    """Decides connections; holds only a decision cache (bounded, FIFO eviction)."""
+
+    def __init__(self, *, enforce_node_traffic: bool = False, cidr_match_nodes: bool = False,
+                 cache_size: int = 200_000) -> None:
+        self.enforce_node_traffic = enforce_node_traffic
+        self.cidr_match_nodes = cidr_match_nodes
+        self._cache_size = cache_size
+        self._cache: dict[CacheKey, Decision] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def decide(self, state: ClusterState, source: Subject, destination: Subject, port: int,
+               protocol: str = "TCP") -> Decision:
+        """The verdict for source -> destination:port/protocol under `state`."""
+        key = (state.revision, _subject_key(state, source), _subject_key(state, destination), port, protocol)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self.hits += 1
+            return cached
+        self.misses += 1
+        decision = self.decide_uncached(state, source, destination, port, protocol)
+        if len(self._cache) >= self._cache_size:
+            del self._cache[next(iter(self._cache))]
+        self._cache[key] = decision
+        return decision
+
+    def decide_uncached(self, state: ClusterState, source: Subject, destination: Subject, port: int,
+                        protocol: str = "TCP") -> Decision:
+        egress = self.side(state, PolicyDirection.EGRESS, source, destination, port, protocol)
+        ingress = self.side(state, PolicyDirection.INGRESS, destination, source, port, protocol)
+        return Decision(allowed=egress.allowed and ingress.allowed, egress=egress, ingress=ingress,
+                        port=port, protocol=protocol)
+
+    def side(self, state: ClusterState, direction: PolicyDirection, own: Subject, other: Subject,
+             port: int, protocol: str) -> SideDecision:
+        """One direction: `own` is the pod whose policies apply (the source for egress)."""
+        if not isinstance(own, PodSubject):
+            return _NOT_A_POD
+        pod = own.pod
+        if pod.host_network:
+            return _HOST_NETWORK
+        if _is_self(pod, other):
+            return _SELF
+        peer = as_peer(other)
+        if not self.enforce_node_traffic and _is_own_node(pod, peer):
+            return _NODE
+        selecting = state.policies_selecting(pod, direction)
+        if not selecting:
+            return _OPEN
+        dest = pod if direction is PolicyDirection.INGRESS else destination_pod(other)
+        matches: list[RuleMatch] = []
+        for policy in selecting:
+            rules = policy.ingress if direction is PolicyDirection.INGRESS else policy.egress
+            for index, rule in enumerate(rules or ()):
+                if not rule_ports_match(rule, port, protocol, dest):
+                    continue
+                peer_index = first_peer(state, rule, policy.namespace, peer, self.cidr_match_nodes)
+                if peer_index != NO_PEER:
+                    matches.append(RuleMatch(policy_id(policy), index, peer_index))
+        ids = tuple(policy_id(p) for p in selecting)
+        if matches:
+            return SideDecision(allowed=True, isolated=True, selecting=ids, allowed_by=tuple(matches))
+        miss = closest_miss(state, direction, selecting, peer, port, protocol, dest, self.cidr_match_nodes)
+        return SideDecision(allowed=False, isolated=True, selecting=ids, isolated_by=ids, closest_miss=miss)

@@ -1,0 +1,101 @@
+"""ClusterHistory: the ClusterState in force at any instant of a bounded window.
+
+Changes are kept with the time they took effect, each with the state after it (states share
+structure, so this costs a little per change, not a copy of the cluster).  Time is always given by
+the caller: the history never reads a clock.
+
+- `apply` expects changes in time order; a change older than the newest one is inserted at its
+  time (after any change with the same time) and every later state is rebuilt from it, so the
+  result equals the in-order result.  A change older than the pruning horizon is applied at the
+  horizon: it is folded into the oldest kept state and every later one.
+- `at(t)` answers with the state after the last change at or before `t`; before the window (or
+  before the first change) it answers with the oldest kept state, i.e. the state in force at the
+  start of the window (the initial manifests before anything was pruned).
+- `prune(now)` folds every change at or before `now - window_ns` into the oldest kept state.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from auditor.model.k8s import Change, NetworkPolicy
+from auditor.policy.state import ClusterState
+
+DAY_NS = 24 * 3600 * 1_000_000_000
+
+
+class ClusterHistory:
+    """A time-indexed sequence of ClusterStates; see the module docstring."""
+
+    def __init__(self, window_ns: int = DAY_NS, initial: ClusterState | None = None) -> None:
+        if window_ns <= 0:
+            raise ValueError("window_ns must be positive")
+        self.window_ns = window_ns
+        self._base = initial if initial is not None else ClusterState.empty()
+        self._times: list[int] = []
+        self._changes: list[Change] = []
+        self._states: list[ClusterState] = []
+        self._horizon: int | None = None
+        self.out_of_order = 0
+        """How many changes arrived older than the newest one (counted, then handled)."""
+
+    def __len__(self) -> int:
+        return len(self._changes)
+
+    def apply(self, change: Change) -> None:
+        """Record a change at `change.time_ns`."""
+        if self._horizon is not None and change.time_ns <= self._horizon:
+            self.out_of_order += 1
+            self._base = self._base.apply(change)
+            self._rebuild(0)
+            return
+        if not self._times or change.time_ns >= self._times[-1]:
+            previous = self._states[-1] if self._states else self._base
+            self._times.append(change.time_ns)
+            self._changes.append(change)
+            self._states.append(previous.apply(change))
+            return
+        self.out_of_order += 1
+        index = bisect.bisect_right(self._times, change.time_ns)
+        self._times.insert(index, change.time_ns)
+        self._changes.insert(index, change)
+        self._states.insert(index, self._base)  # placeholder, rebuilt next
+        self._rebuild(index)
+
+    def _rebuild(self, index: int) -> None:
+        state = self._states[index - 1] if index > 0 else self._base
+        for i in range(index, len(self._changes)):
+            state = state.apply(self._changes[i])
+            self._states[i] = state
+
+    def at(self, time_ns: int) -> ClusterState:
+        """The state in force at `time_ns` (the oldest kept state when `time_ns` precedes the window)."""
+        index = bisect.bisect_right(self._times, time_ns)
+        return self._states[index - 1] if index > 0 else self._base
+
+    def latest(self) -> ClusterState:
+        return self._states[-1] if self._states else self._base
+
+    def oldest(self) -> ClusterState:
+        """The state at the start of the kept window."""
+        return self._base
+
+    def changes_between(self, from_ns: int, to_ns: int, *, policies_only: bool = False) -> list[Change]:
+        """Changes with from_ns <= time <= to_ns, in time order (optionally NetworkPolicy changes only)."""
+        lo = bisect.bisect_left(self._times, from_ns)
+        hi = bisect.bisect_right(self._times, to_ns)
+        found = self._changes[lo:hi]
+        if policies_only:
+            return [c for c in found if isinstance(c.obj, NetworkPolicy)]
+        return list(found)
+
+    def prune(self, now_ns: int) -> int:
+        """Forget changes at or before `now_ns - window_ns`; returns how many were folded away."""
+        horizon = now_ns - self.window_ns
+        cut = bisect.bisect_right(self._times, horizon)
+        if cut:
+            self._base = self._states[cut - 1]
+            del self._times[:cut], self._changes[:cut], self._states[:cut]
+        if self._horizon is None or horizon > self._horizon:
+            self._horizon = horizon
+        return cut
