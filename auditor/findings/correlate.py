@@ -1,0 +1,200 @@
+"""The Correlator: each flow judged against the cluster state in force at the flow's own time.
+
+Per flow: classify (selection.py) -> drop the second event of a denied packet -> resolve both
+endpoints in `history.at(flow.time_ns)` -> ask the engine (which caches per state revision) ->
+build findings (runtime.py, symptoms.py).  It keeps plain in-memory counters (`CorrelatorStats`)
+the exporter and summaries read; their key spaces are bounded by the inventory (namespaces,
+workloads, policies, probe ports), never by IPs or flow counts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from auditor.findings.dns import DnsQueryCache, is_refused_by_proxy
+from auditor.findings.resolve import Resolution, Resolved, resolve_endpoint
+from auditor.findings.runtime import (
+    Judged,
+    deciding_side,
+    denied_finding,
+    is_dns_traffic,
+    unexpected_allow,
+    unprotected_findings,
+)
+from auditor.findings.selection import DropDeduplicator, FlowClass, classify
+from auditor.findings.symptoms import dns_denied_by_policy, dns_refused, health_check_blocked
+from auditor.model.decision import Decision, Enforcement, PolicyId, SideDecision, Subject
+from auditor.model.events import FlowEvent
+from auditor.model.findings import Finding, FindingKind
+from auditor.model.flows import Flow
+from auditor.policy.state import ClusterState
+
+RESOLVE_CACHE_MAX = 65_536
+
+
+class StateHistory(Protocol):
+    """What the correlator needs of `auditor.policy.history.ClusterHistory`."""
+
+    def at(self, time_ns: int) -> ClusterState: ...
+
+    def latest(self) -> ClusterState: ...
+
+
+class Decider(Protocol):
+    """What the correlator needs of `auditor.policy.engine.PolicyEngine`."""
+
+    def decide(self, state: ClusterState, source: Subject, destination: Subject, port: int,
+               protocol: str = "TCP") -> Decision: ...
+
+
+@dataclass
+class CorrelatorStats:
+    """Counters since start.  Policy attribution: each enforced side decision counts once, under its
+    primary policy (smallest namespace/name among the admitting rules' policies when the dataplane
+    allowed, among the isolating policies when it dropped), so a sum over policies counts each such
+    decision once.  Decisions no policy made (unisolated side, node traffic, unexpected drops the
+    model allows without a rule) are not attributed."""
+
+    flows: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(verdict, direction) of every flow seen."""
+    policy_verdicts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    """(namespace, policy name, direction, action allowed|dropped) per judged flow, primary policy."""
+    policy_drops: Counter[tuple[str, str, str, bool]] = field(default_factory=Counter)
+    """(namespace, workload, direction, expected) of policy drops; expected = the model also denies."""
+    dns_denials: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(namespace, workload) of the DNS client."""
+    health_check_drops: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    """(namespace, workload, probe port)."""
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Flows not judged, by reason: reply, not-decision, health, dns-response."""
+    other_drops: Counter[str] = field(default_factory=Counter)
+    """Drops for non-policy reasons, by drop reason."""
+    unresolved: int = 0
+    """Decision flows with an endpoint unknown to the inventory at flow time."""
+    deduplicated: int = 0
+    """Second events (policy-verdict + drop) of a denied packet already counted."""
+    judged: int = 0
+    """Flows compared with the engine's decision."""
+    first_ns: int = 0
+    last_ns: int = 0
+
+
+class Correlator:
+    """Turns flow events into findings; see the module docstring."""
+
+    def __init__(self, history: StateHistory, engine: Decider, *, dedup: DropDeduplicator | None = None,
+                 dns_cache: DnsQueryCache | None = None) -> None:
+        self._history = history
+        self._engine = engine
+        self._dedup = dedup or DropDeduplicator()
+        self._dns = dns_cache or DnsQueryCache()
+        self._resolved: dict[tuple[object, ...], Resolved] = {}
+        self.stats = CorrelatorStats()
+
+    def process(self, event: FlowEvent) -> list[Finding]:
+        """Findings supported by one event (LostEvents and NodeStatus yield none)."""
+        if not isinstance(event, Flow):
+            return []
+        flow = event
+        stats = self.stats
+        stats.flows[(flow.verdict.value, flow.direction.value)] += 1
+        if not stats.first_ns or flow.time_ns < stats.first_ns:
+            stats.first_ns = flow.time_ns
+        stats.last_ns = max(stats.last_ns, flow.time_ns)
+        if flow.l7 is not None and flow.l7.dns is not None:
+            self._dns.observe(flow)
+        kind = classify(flow)
+        if kind in (FlowClass.REPLY, FlowClass.NOT_DECISION):
+            stats.skipped[kind.value] += 1
+            return []
+        if kind is FlowClass.OTHER_DROP:
+            stats.other_drops[flow.drop_reason or "unknown"] += 1
+            return []
+        if kind is FlowClass.POLICY_DENIED and self._dedup.is_duplicate(flow):
+            stats.deduplicated += 1
+            return []
+        state = self._history.at(flow.time_ns)
+        src = self._resolve(flow, state, source=True)
+        dst = self._resolve(flow, state, source=False)
+        if kind is FlowClass.DNS_RESPONSE:
+            return self._dns_response(flow, src, dst)
+        if Resolution.HEALTH in (src.resolution, dst.resolution):
+            stats.skipped["health"] += 1
+            return []
+        if src.subject is None or dst.subject is None:
+            stats.unresolved += 1
+            return []
+        decision = self._engine.decide(state, src.subject, dst.subject, flow.destination.port,
+                                       flow.protocol.value)
+        side = deciding_side(flow, decision, dst.pod_subject is not None)
+        judged = Judged(flow, src, dst, decision, side)
+        stats.judged += 1
+        if kind is FlowClass.ALLOWED:
+            return self._allowed(judged, state)
+        return self._denied(judged, audited=kind is FlowClass.AUDITED)
+
+    def _resolve(self, flow: Flow, state: ClusterState, *, source: bool) -> Resolved:
+        endpoint = flow.source if source else flow.destination
+        key = (state.revision, endpoint.ip, endpoint.namespace, endpoint.pod_name, endpoint.identity,
+               endpoint.labels, flow.node_name)
+        hit = self._resolved.get(key)
+        if hit is None:
+            if len(self._resolved) >= RESOLVE_CACHE_MAX:
+                self._resolved.clear()
+            hit = resolve_endpoint(endpoint, flow.node_name, state)
+            self._resolved[key] = hit
+        return hit
+
+    def _dns_response(self, flow: Flow, src: Resolved, dst: Resolved) -> list[Finding]:
+        if not is_refused_by_proxy(flow):
+            self.stats.skipped["dns-response"] += 1
+            return []
+        finding = dns_refused(flow, dst, src, self._dns.query_for(flow))
+        if finding is None:
+            self.stats.unresolved += 1
+            return []
+        self.stats.dns_denials[(finding.namespace, finding.workload)] += 1
+        return [finding]
+
+    def _allowed(self, judged: Judged, state: ClusterState) -> list[Finding]:
+        self._count_verdict(judged, allowed=True)
+        found = unprotected_findings(judged)
+        if not judged.model_allows:
+            found.append(unexpected_allow(judged, lambda ns, name: state.policy(ns, name) is not None))
+        return found
+
+    def _denied(self, judged: Judged, *, audited: bool) -> list[Finding]:
+        self._count_verdict(judged, allowed=False)
+        main = denied_finding(judged, audited=audited)
+        found = [main]
+        expected = main.kind is FindingKind.POLICY_DROP
+        self.stats.policy_drops[(main.namespace, main.workload, main.direction, expected)] += 1
+        if is_dns_traffic(judged.flow):
+            dns = dns_denied_by_policy(judged, self._dns.query_for(judged.flow))
+            if dns is not None:
+                self.stats.dns_denials[(dns.namespace, dns.workload)] += 1
+                found.append(dns)
+        target = judged.dst.pod_subject
+        if target is not None:
+            latest = self._history.latest().pod(target.pod.namespace, target.pod.name)
+            health = health_check_blocked(judged, latest)
+            if health is not None:
+                self.stats.health_check_drops[(health.namespace, health.workload, health.port)] += 1
+                found.append(health)
+        return found
+
+    def _count_verdict(self, judged: Judged, *, allowed: bool) -> None:
+        side = judged.side_decision
+        primary = _primary(side, allowed)
+        if primary is None or side.enforcement is not Enforcement.ENFORCED:
+            return
+        action = "allowed" if allowed else "dropped"
+        self.stats.policy_verdicts[(primary.namespace, primary.name, judged.side.value, action)] += 1
+
+
+def _primary(side: SideDecision, allowed: bool) -> PolicyId | None:
+    candidates = [m.policy for m in side.allowed_by] if allowed else list(side.isolated_by)
+    return min(candidates, key=lambda p: (p.namespace, p.name), default=None)
+

@@ -1,0 +1,80 @@
+"""DNS denials and the recovery of the query name a denied lookup asked for.
+
+A dropped packet to port 53 carries no query name; an L7 DNS request or response seen for
+the same client socket does.  `DnsQueryCache` remembers the last names per
+(client ip, client port, server ip), bounded, least recently used evicted first.
+
+Only REFUSED (rcode 5) answered by Cilium's DNS proxy is a denial: NXDOMAIN (3) and
+SERVFAIL (2) are ordinary DNS outcomes, not policy.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from auditor.model.flows import DNSInfo, Flow, L7Type, Protocol
+
+DNS_PORT = 53
+RCODE_REFUSED = 5
+DNS_CACHE_MAX_KEYS = 4096
+
+SocketKey = tuple[str, int, str]
+"""(client ip, client port, server ip)."""
+
+
+def is_dns_port(flow: Flow) -> bool:
+    """True for UDP or TCP traffic to port 53."""
+    return flow.destination.port == DNS_PORT and flow.protocol in (Protocol.UDP, Protocol.TCP)
+
+
+def dns_record(flow: Flow) -> DNSInfo | None:
+    """The L7 DNS record of a flow, if it has one."""
+    return flow.l7.dns if flow.l7 is not None else None
+
+
+def is_refused_by_proxy(flow: Flow) -> bool:
+    """True for a DNS response with rcode REFUSED that Cilium's DNS proxy produced."""
+    dns = dns_record(flow)
+    if dns is None or flow.l7 is None or flow.l7.type is not L7Type.RESPONSE:
+        return False
+    return dns.rcode == RCODE_REFUSED and dns.observation_source in ("proxy", "")
+
+
+def client_socket(flow: Flow) -> SocketKey:
+    """The DNS client's socket key: responses are keyed from their destination side."""
+    if flow.l7 is not None and flow.l7.type is L7Type.RESPONSE:
+        return (flow.destination.ip, flow.destination.port, flow.source.ip)
+    return (flow.source.ip, flow.source.port, flow.destination.ip)
+
+
+class DnsQueryCache:
+    """Bounded LRU of query names by client socket, fed from any flow that shows a query."""
+
+    def __init__(self, max_keys: int = DNS_CACHE_MAX_KEYS) -> None:
+        self._max_keys = max_keys
+        self._names: OrderedDict[SocketKey, str] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def observe(self, flow: Flow) -> None:
+        """Remember the query name of an L7 DNS flow."""
+        dns = dns_record(flow)
+        if dns is None or not dns.query:
+            return
+        key = client_socket(flow)
+        self._names[key] = dns.query
+        self._names.move_to_end(key)
+        while len(self._names) > self._max_keys:
+            self._names.popitem(last=False)
+
+    def query_for(self, flow: Flow) -> str:
+        """The query name of `flow` itself, else the last one seen on its client socket, else ""."""
+        dns = dns_record(flow)
+        if dns is not None and dns.query:
+            return dns.query
+        key = client_socket(flow)
+        name = self._names.get(key, "")
+        if name:
+            self._names.move_to_end(key)
+        return name

@@ -1,0 +1,139 @@
+"""Which flows carry a policy decision, and the de-duplication of a denied packet's two events.
+
+Cilium reports one denied packet twice: a policy-verdict event (type 5, DROPPED) and a drop
+event (type 1, sub_type 133 POLICY_DENIED).  `DropDeduplicator` keeps the last few denied
+packets keyed by their 5-tuple and suppresses the *other* event type for the same 5-tuple
+within `DEDUP_WINDOW_NS`.  Two events of the same type (e.g. two drop events for a burst of
+UDP packets, or a TCP SYN retransmitted a second later) are both counted.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from auditor.model.flows import EventType, Flow, FlowType, L7Type, Verdict
+
+POLICY_DROP_REASONS = frozenset({"POLICY_DENIED", "POLICY_DENY"})
+"""Drop reasons that are policy decisions (133 default deny, 181 explicit deny rule)."""
+
+DEDUP_WINDOW_NS = 50_000_000
+"""50 ms: the two events of one packet are microseconds apart; retransmits are >= 200 ms apart."""
+
+DEDUP_MAX_KEYS = 4096
+"""Recent denied 5-tuples kept; the oldest are evicted first."""
+
+_ALLOWED_VERDICTS = frozenset({Verdict.FORWARDED, Verdict.REDIRECTED})
+_NOT_NEW_TRACE_REASONS = frozenset({"REPLY", "ESTABLISHED", "RELATED"})
+
+
+class FlowClass(enum.Enum):
+    """What a flow means for correlation."""
+
+    POLICY_DENIED = "policy-denied"
+    """Dropped by policy (policy-verdict DROPPED, drop event POLICY_DENIED/POLICY_DENY, L7 drop)."""
+    AUDITED = "audited"
+    """Policy-verdict AUDIT: policy would drop it, audit mode let it through."""
+    ALLOWED = "allowed"
+    """A new connection admitted: policy-verdict FORWARDED/REDIRECTED, delivery, L7 request."""
+    OTHER_DROP = "other-drop"
+    """Dropped for a reason that is not policy (counted by reason, no finding)."""
+    DNS_RESPONSE = "dns-response"
+    """An L7 DNS response: not a decision, but REFUSED from the proxy is a DNS denial."""
+    REPLY = "reply"
+    """Reply or established traffic of an admitted connection: not a new decision."""
+    NOT_DECISION = "not-decision"
+    """Any other event (traces to stack/overlay/proxy, debug, capture, ...)."""
+
+
+def classify(flow: Flow) -> FlowClass:
+    """The `FlowClass` of one flow, from its event type, verdict and observation point."""
+    if flow.event_type == EventType.L7 or flow.flow_type is FlowType.L7:
+        return _classify_l7(flow)
+    if flow.verdict is Verdict.DROPPED:
+        if flow.event_type == EventType.POLICY_VERDICT or flow.drop_reason in POLICY_DROP_REASONS:
+            return FlowClass.POLICY_DENIED
+        return FlowClass.OTHER_DROP
+    if flow.event_type == EventType.POLICY_VERDICT:
+        if flow.verdict is Verdict.AUDIT:
+            return FlowClass.AUDITED
+        if flow.verdict in _ALLOWED_VERDICTS:
+            return FlowClass.ALLOWED
+        return FlowClass.NOT_DECISION
+    if flow.event_type == EventType.TRACE and _is_delivery(flow):
+        if flow.is_reply or flow.trace_reason in _NOT_NEW_TRACE_REASONS:
+            return FlowClass.REPLY
+        return FlowClass.ALLOWED if flow.verdict in _ALLOWED_VERDICTS else FlowClass.NOT_DECISION
+    return FlowClass.NOT_DECISION
+
+
+def _is_delivery(flow: Flow) -> bool:
+    if flow.trace_observation_point:
+        return flow.trace_observation_point == "TO_ENDPOINT"
+    return flow.event_sub_type == 0
+
+
+def _classify_l7(flow: Flow) -> FlowClass:
+    l7 = flow.l7
+    if flow.verdict is Verdict.DROPPED:
+        return FlowClass.POLICY_DENIED
+    if l7 is not None and l7.type is L7Type.RESPONSE:
+        return FlowClass.DNS_RESPONSE if l7.dns is not None else FlowClass.REPLY
+    if flow.is_reply:
+        return FlowClass.REPLY
+    if flow.verdict in _ALLOWED_VERDICTS:
+        return FlowClass.ALLOWED
+    return FlowClass.NOT_DECISION
+
+
+FiveTuple = tuple[str, str, int, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    time_ns: int
+    is_verdict_event: bool
+
+
+class DropDeduplicator:
+    """Counts each denied packet once although Cilium emits a policy-verdict and a drop event for it."""
+
+    def __init__(self, window_ns: int = DEDUP_WINDOW_NS, max_keys: int = DEDUP_MAX_KEYS) -> None:
+        self._window_ns = window_ns
+        self._max_keys = max_keys
+        self._recent: OrderedDict[FiveTuple, _Seen] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def is_duplicate(self, flow: Flow) -> bool:
+        """True when `flow` is the second event of a denied packet already counted."""
+        if flow.flow_type is FlowType.L7 or flow.event_type == EventType.L7:
+            return False
+        key: FiveTuple = (
+            flow.source.ip,
+            flow.destination.ip,
+            flow.source.port,
+            flow.destination.port,
+            flow.protocol.value,
+        )
+        is_verdict_event = flow.event_type == EventType.POLICY_VERDICT
+        seen = self._recent.pop(key, None)
+        if (
+            seen is not None
+            and seen.is_verdict_event != is_verdict_event
+            and abs(flow.time_ns - seen.time_ns) <= self._window_ns
+        ):
+            return True  # the pair is complete: forget it so a retransmit counts again
+        self._recent[key] = _Seen(flow.time_ns, is_verdict_event)
+        self._evict(flow.time_ns)
+        return False
+
+    def _evict(self, now_ns: int) -> None:
+        while self._recent:
+            oldest_key = next(iter(self._recent))
+            oldest = self._recent[oldest_key]
+            if len(self._recent) <= self._max_keys and now_ns - oldest.time_ns <= self._window_ns:
+                return
+            del self._recent[oldest_key]

@@ -1,0 +1,70 @@
+"""Findings about what a drop breaks: a pod's DNS, and a pod's kubelet probes."""
+
+from __future__ import annotations
+
+from auditor.findings.probes import describe_probe, probes_on_port, readiness_change
+from auditor.findings.resolve import Resolved
+from auditor.findings.runtime import Judged, endpoint_text, make_finding
+from auditor.findings.severity import HEALTH_CHECK_NOW_UNREADY
+from auditor.model.findings import Finding, FindingKind
+from auditor.model.flows import Direction, Flow, L7Type
+from auditor.model.k8s import Pod
+
+
+def dns_denied_by_policy(judged: Judged, query: str) -> Finding | None:
+    """dns-denied for a policy drop of a DNS packet or L7 DNS request; None when the client is no pod."""
+    flow = judged.flow
+    if judged.src.pod_subject is None:
+        return None
+    policies = tuple(str(p) for p in judged.side_decision.isolated_by)
+    how = "an L7 DNS rule" if flow.l7 is not None else f"the {judged.side.value} policy"
+    where = f" ({', '.join(policies)})" if policies else ""
+    asked = f" for {query}" if query else ""
+    message = (
+        f"DNS lookup{asked} {endpoint_text(flow, judged.src, judged.dst)} was dropped by {how}{where}; "
+        f"allow egress to kube-dns on UDP and TCP 53 for this workload."
+    )
+    details = (("query", query),) if query else ()
+    direction = Direction.EGRESS if flow.direction is Direction.UNKNOWN else flow.direction
+    return make_finding(FindingKind.DNS_DENIED, flow, judged.src, judged.dst, direction, message,
+                        policies=policies, details=(*details, ("cause", "policy-drop")))
+
+
+def dns_refused(flow: Flow, client: Resolved, server: Resolved, query: str) -> Finding | None:
+    """dns-denied for a REFUSED answer from Cilium's DNS proxy (the client is the response's destination)."""
+    if client.pod_subject is None or flow.l7 is None or flow.l7.type is not L7Type.RESPONSE:
+        return None
+    asked = f" for {query}" if query else ""
+    message = (
+        f"DNS lookup{asked} from {client.peer} to {server.peer or flow.source.ip} was answered REFUSED by "
+        f"Cilium's DNS proxy; allow the name in the CiliumNetworkPolicy dns/toFQDNs rule for this workload."
+    )
+    details = (("query", query),) if query else ()
+    return make_finding(FindingKind.DNS_DENIED, flow, client, server, Direction.EGRESS, message,
+                        details=(*details, ("cause", "proxy-refused")), port=flow.source.port)
+
+
+def health_check_blocked(judged: Judged, latest: Pod | None) -> Finding | None:
+    """health-check-blocked when a dropped flow went to a port one of the destination pod's probes uses."""
+    flow = judged.flow
+    target = judged.dst.pod_subject
+    if target is None:
+        return None
+    port = flow.destination.port
+    probes = probes_on_port(target.pod, port, flow.protocol.value)
+    if not probes:
+        return None
+    names = "; ".join(describe_probe(probe, port) for probe in probes)
+    readiness, went_unready = readiness_change(target.pod, latest)
+    policies = tuple(str(p) for p in judged.side_decision.isolated_by)
+    by = f" by {', '.join(policies)}" if policies else ""
+    message = (
+        f"The {names} of {target.pod.key} is blocked: traffic from {judged.src.peer} to port {port} was "
+        f"dropped{by} and {readiness}; allow ingress from the node to port {port}."
+    )
+    return make_finding(
+        FindingKind.HEALTH_CHECK_BLOCKED, flow, judged.dst, judged.src, Direction.INGRESS, message,
+        policies=policies,
+        details=(("probe", names), ("readiness", readiness)),
+        severity=HEALTH_CHECK_NOW_UNREADY if went_unready else None,
+    )
