@@ -1,0 +1,185 @@
+"""Static findings: what the inventory alone says, without any flow.
+
+Policy-level findings (allow-all-rule, unused-policy) have no workload; they are keyed by
+`workload = "networkpolicy/<name>"` so that each policy gets its own aggregate key.  Static
+findings are timeless: count 1, first/last seen 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from auditor.findings.probes import describe_probe, probe_port
+from auditor.findings.severity import PROBE_PORT_NODE_NOT_ENFORCED, severity_of
+from auditor.model.decision import NodeSubject, PodSubject
+from auditor.model.findings import Finding, FindingKind, Severity
+from auditor.model.k8s import NetworkPolicy, Pod, PolicyDirection
+from auditor.policy.coverage import allows_port, isolation, rule_admits_everyone, selected_pods
+from auditor.policy.engine import PolicyEngine
+from auditor.policy.state import ClusterState, policy_applies, policy_id
+
+KUBE_DNS_LABEL = ("k8s-app", "kube-dns")
+"""The label CoreDNS/kube-dns pods carry in kubeadm, GKE, EKS, AKS and kind clusters."""
+
+_DIRECTIONS = (PolicyDirection.INGRESS, PolicyDirection.EGRESS)
+
+
+def static_findings(state: ClusterState, *, enforce_node_traffic: bool = False) -> list[Finding]:
+    """Every static finding of one state, in a stable order."""
+    found: list[Finding] = []
+    found.extend(no_default_deny(state))
+    found.extend(missing_dns_egress(state))
+    found.extend(allow_all_rules(state))
+    found.extend(probe_ports_not_allowed(state, enforce_node_traffic=enforce_node_traffic))
+    found.extend(unused_policies(state))
+    return found
+
+
+def _policy_workload(policy: NetworkPolicy) -> str:
+    return f"networkpolicy/{policy.name}"
+
+
+def _direction(direction: PolicyDirection) -> str:
+    return direction.value.lower()
+
+
+def no_default_deny(state: ClusterState) -> Iterator[Finding]:
+    """Per namespace and direction: some pod-network pods are selected by no policy."""
+    for namespace in sorted({pod.namespace for pod in state.pods}):
+        pods = [p for p in state.pods_in(namespace) if not p.host_network]
+        if not pods:
+            continue
+        isolated = {p.name: isolation(state, p) for p in pods}
+        for index, direction in enumerate(_DIRECTIONS):
+            open_pods = [p for p in pods if not isolated[p.name][index]]
+            if not open_pods:
+                continue
+            word = _direction(direction)
+            message = (
+                f"{len(open_pods)} of {len(pods)} pods in namespace {namespace} (e.g. {open_pods[0].key})"
+                f" are selected by no NetworkPolicy for {word}; add a default-deny {word} policy"
+                " (podSelector: {})."
+            )
+            yield Finding(
+                FindingKind.NO_DEFAULT_DENY, severity_of(FindingKind.NO_DEFAULT_DENY), namespace, "", message,
+                pod=open_pods[0].name, direction=word,
+                details=(("unisolated-pods", str(len(open_pods))), ("pods", str(len(pods)))),
+            )
+
+
+def _dns_servers(state: ClusterState) -> list[PodSubject]:
+    key, value = KUBE_DNS_LABEL
+    return [PodSubject(p, p.ips[0] if p.ips else "") for p in state.pods if p.labels.get(key) == value]
+
+
+def _dns_allowed(state: ClusterState, pod: Pod, protocol: str, servers: list[PodSubject],
+                 engine: PolicyEngine) -> bool:
+    if not servers:
+        return allows_port(state, pod, PolicyDirection.EGRESS, 53, protocol)
+    return any(allows_port(state, pod, PolicyDirection.EGRESS, 53, protocol, peer=s, engine=engine)
+               for s in servers)
+
+
+def missing_dns_egress(state: ClusterState) -> Iterator[Finding]:
+    """Per workload: egress-isolated pods whose policies allow no UDP 53 to kube-dns (or anywhere)."""
+    servers = _dns_servers(state)
+    engine = PolicyEngine()
+    seen: set[tuple[str, str]] = set()
+    for pod in state.pods:
+        key = (pod.namespace, pod.workload_name)
+        if key in seen or pod.host_network or not isolation(state, pod)[1]:
+            continue
+        if pod.labels.get(KUBE_DNS_LABEL[0]) == KUBE_DNS_LABEL[1]:
+            continue
+        if _dns_allowed(state, pod, "UDP", servers, engine):
+            continue
+        seen.add(key)
+        selecting = state.policies_selecting(pod, PolicyDirection.EGRESS)
+        policies = tuple(str(policy_id(p)) for p in selecting)
+        tcp = "allowed" if _dns_allowed(state, pod, "TCP", servers, engine) else "blocked too"
+        target = "kube-dns" if servers else "any DNS server"
+        message = (
+            f"{pod.key} is isolated for egress by {', '.join(policies)} and no rule allows UDP 53 to {target}, "
+            f"so its DNS lookups fail; add an egress rule to kube-dns on UDP and TCP 53."
+        )
+        yield Finding(
+            FindingKind.MISSING_DNS_EGRESS, severity_of(FindingKind.MISSING_DNS_EGRESS), pod.namespace,
+            pod.workload_name, message, pod=pod.name, peer_workload="kube-system/kube-dns" if servers else "",
+            port=53, protocol="UDP", direction="egress", policies=policies, details=(("tcp-53", tcp),),
+        )
+
+
+def allow_all_rules(state: ClusterState) -> Iterator[Finding]:
+    """Rules that admit every source (ingress) or destination (egress) on every port."""
+    for policy in state.policies:
+        for direction in _DIRECTIONS:
+            rules = policy.ingress if direction is PolicyDirection.INGRESS else policy.egress
+            if not policy_applies(policy, direction):
+                continue
+            for index, rule in enumerate(rules or ()):
+                if not rule_admits_everyone(rule, direction):
+                    continue
+                word = _direction(direction)
+                who = "source" if direction is PolicyDirection.INGRESS else "destination"
+                pid = str(policy_id(policy))
+                message = (
+                    f"Rule {index} of {pid} admits every {who} on every port for {word}, which undoes the "
+                    f"isolation of the pods it selects; restrict its peers and ports."
+                )
+                yield Finding(
+                    FindingKind.ALLOW_ALL_RULE, severity_of(FindingKind.ALLOW_ALL_RULE), policy.namespace,
+                    _policy_workload(policy), message, direction=word, policies=(pid,),
+                    details=(("rule", str(index)),),
+                )
+
+
+def probe_ports_not_allowed(state: ClusterState, *, enforce_node_traffic: bool = False) -> Iterator[Finding]:
+    """Per workload and probe port: an ingress-isolated pod whose rules admit neither node nor any source."""
+    strict = PolicyEngine(enforce_node_traffic=True)
+    severity = severity_of(FindingKind.PROBE_PORT_NOT_ALLOWED) if enforce_node_traffic else (
+        PROBE_PORT_NODE_NOT_ENFORCED)
+    seen: set[tuple[str, str, int]] = set()
+    for pod in state.pods:
+        if not pod.probes or pod.host_network or not isolation(state, pod)[0]:
+            continue
+        node = NodeSubject(node_name=pod.node_name, ip=pod.host_ip)
+        for probe in pod.probes:
+            port = probe_port(pod, probe)
+            key = (pod.namespace, pod.workload_name, port or 0)
+            if port is None or key in seen:
+                continue
+            if allows_port(state, pod, PolicyDirection.INGRESS, port, "TCP", peer=node, engine=strict):
+                continue
+            seen.add(key)
+            yield _probe_finding(state, pod, describe_probe(probe, port), port, severity, enforce_node_traffic)
+
+
+def _probe_finding(state: ClusterState, pod: Pod, probe: str, port: int, severity: Severity,
+                   enforced: bool) -> Finding:
+    selecting = state.policies_selecting(pod, PolicyDirection.INGRESS)
+    policies = tuple(str(policy_id(p)) for p in selecting)
+    when = "" if enforced else " before Cilium enforces node traffic (host firewall)"
+    message = (
+        f"The {probe} of {pod.key} is not allowed by any ingress rule of {', '.join(policies)} from the node"
+        f" or any source; allow ingress to port {port} from the node{when}."
+    )
+    return Finding(
+        FindingKind.PROBE_PORT_NOT_ALLOWED, severity, pod.namespace, pod.workload_name, message, pod=pod.name,
+        peer="reserved:host", peer_workload="reserved:host", port=port, protocol="TCP", direction="ingress",
+        policies=policies, details=(("probe", probe),),
+    )
+
+
+def unused_policies(state: ClusterState) -> Iterator[Finding]:
+    """Policies whose podSelector matches no pod of their namespace."""
+    for policy in state.policies:
+        if selected_pods(state, policy):
+            continue
+        pid = str(policy_id(policy))
+        message = (
+            f"{pid} selects no pod in namespace {policy.namespace}; fix its podSelector or delete it."
+        )
+        yield Finding(
+            FindingKind.UNUSED_POLICY, severity_of(FindingKind.UNUSED_POLICY), policy.namespace,
+            _policy_workload(policy), message, policies=(pid,),
+        )
