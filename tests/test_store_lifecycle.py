@@ -1,0 +1,154 @@
+"""Store lifecycle: URLs, the SQLite file, restarts, schema versions and migrations, errors."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from auditor.errors import ConfigError, StoreError
+from auditor.store import LATEST_VERSION, SqliteStore, Store, open_store, register_backend, supported_schemes
+from auditor.store import url as store_url
+from auditor.store.schema import MIGRATIONS
+from tests.test_store_helpers import finding
+
+
+class TestUrl:
+    def test_relative_path(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """sqlite:///rel/path.db opens a file relative to the working directory, creating directories."""
+        monkeypatch.chdir(tmp_path)
+        open_store("sqlite:///var/lib/auditor.db").close()
+        assert (tmp_path / "var" / "lib" / "auditor.db").is_file()
+
+    def test_absolute_path(self, tmp_path: Path) -> None:
+        """sqlite:////abs/path.db opens an absolute path."""
+        target = tmp_path / "abs" / "auditor.db"
+        open_store(f"sqlite:///{target}").close()
+        assert str(target).startswith("/")
+        assert target.is_file()
+
+    def test_memory(self) -> None:
+        """sqlite:///:memory: is a working store that writes no file."""
+        with open_store("sqlite:///:memory:") as store:
+            store.upsert_findings([finding()])
+            assert len(store.findings()) == 1
+        assert not os.path.exists(":memory:")
+
+    def test_unknown_scheme_names_url_and_schemes(self) -> None:
+        """An unsupported scheme is a ConfigError naming the URL and the supported schemes."""
+        with pytest.raises(ConfigError, match=r"mysql://db/auditor.*sqlite://"):
+            open_store("mysql://db/auditor")
+
+    def test_postgresql_not_yet_available(self) -> None:
+        """postgresql:// is refused with the list of what is supported until a backend registers it."""
+        with pytest.raises(ConfigError, match="unsupported scheme"):
+            open_store("postgresql://auditor@db/auditor")
+
+    def test_missing_scheme(self) -> None:
+        """A bare path is not a URL."""
+        with pytest.raises(ConfigError, match=r"auditor\.db"):
+            open_store("/var/lib/auditor/auditor.db")
+
+    @pytest.mark.parametrize(
+        "url", ["sqlite://host/a.db", "sqlite:///", "sqlite:///a.db?mode=ro", "sqlite:///d/"]
+    )
+    def test_malformed_sqlite_urls(self, url: str) -> None:
+        """Hosts, empty paths, queries and directory paths are ConfigErrors naming the URL."""
+        with pytest.raises(ConfigError, match="store URL"):
+            open_store(url)
+
+    def test_registered_backend_receives_url(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A backend registered for a scheme gets the whole URL and its store is returned."""
+        monkeypatch.setattr(store_url, "_BACKENDS", dict(store_url._BACKENDS))
+        seen: list[str] = []
+
+        def opener(url: str) -> Store:
+            seen.append(url)
+            return SqliteStore(str(tmp_path / "x.db"), url=url)
+
+        register_backend("teststore", opener)
+        assert "teststore" in supported_schemes()
+        with open_store("teststore://anything") as store:
+            assert store.url == "teststore://anything"
+            assert seen == ["teststore://anything"]
+
+
+class TestFile:
+    def test_wal_mode(self, tmp_path: Path) -> None:
+        """The database file is in WAL journal mode."""
+        open_store(f"sqlite:///{tmp_path}/a.db").close()
+        with closing(sqlite3.connect(tmp_path / "a.db")) as conn, conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    def test_restart_keeps_findings(self, tmp_path: Path) -> None:
+        """Findings written before close are there after reopening, and still not new."""
+        url = f"sqlite:///{tmp_path}/a.db"
+        with open_store(url) as store:
+            store.upsert_findings([finding(count=3)])
+        with open_store(url) as store:
+            assert [f.count for f in store.findings()] == [3]
+            assert store.upsert_findings([finding()]) == []
+
+    def test_closed_store_refuses_calls(self, tmp_path: Path) -> None:
+        """Using a closed store raises StoreError naming the file; closing again is harmless."""
+        store = open_store(f"sqlite:///{tmp_path}/a.db")
+        store.close()
+        store.close()
+        with pytest.raises(StoreError, match=r"a\.db.*closed"):
+            store.findings()
+
+    def test_not_a_database(self, tmp_path: Path) -> None:
+        """A file that is not SQLite is a StoreError naming it, caused by the sqlite3 error."""
+        bogus = tmp_path / "notes.db"
+        bogus.write_text("this is not a database, just text " * 100)
+        with pytest.raises(StoreError, match=r"notes\.db") as info:
+            open_store(f"sqlite:///{bogus}")
+        assert isinstance(info.value.__cause__, sqlite3.Error)
+
+    def test_uncreatable_directory(self, tmp_path: Path) -> None:
+        """A parent path that is a file is a StoreError naming the directory."""
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(StoreError, match="cannot create directory"):
+            open_store(f"sqlite:///{tmp_path}/file/sub/a.db")
+
+    def test_flush_checkpoints(self, tmp_path: Path) -> None:
+        """flush() moves committed pages from the WAL into the database file."""
+        with open_store(f"sqlite:///{tmp_path}/a.db") as store:
+            store.upsert_findings([finding(port=p) for p in range(200)])
+            store.flush()
+            with closing(sqlite3.connect(tmp_path / "a.db")) as conn, conn:
+                busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            assert (busy, log - done) == (0, 0)
+
+
+class TestSchema:
+    def test_versions_recorded(self, tmp_path: Path) -> None:
+        """Every migration leaves a row in schema_version; the store reports the latest."""
+        with open_store(f"sqlite:///{tmp_path}/a.db") as store:
+            assert store.schema_version() == LATEST_VERSION
+        with closing(sqlite3.connect(tmp_path / "a.db")) as conn, conn:
+            versions = [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+        assert versions == [m.version for m in MIGRATIONS]
+
+    def test_old_database_migrates_keeping_data(self, tmp_path: Path) -> None:
+        """A database at version 1 is brought to the latest version with its findings intact."""
+        path = str(tmp_path / "a.db")
+        with SqliteStore(path, migrations=MIGRATIONS[:1]) as old:
+            assert old.schema_version() == 1
+            old.upsert_findings([finding(count=5)])
+        with SqliteStore(path) as store:
+            assert store.schema_version() == LATEST_VERSION
+            store.record_window(1, 2)
+            assert [f.count for f in store.findings()] == [5]
+            assert len(store.coverage(0, 3).windows) == 1
+
+    def test_newer_schema_refused(self, tmp_path: Path) -> None:
+        """A database written by a newer auditor is refused with a clear StoreError."""
+        open_store(f"sqlite:///{tmp_path}/a.db").close()
+        with closing(sqlite3.connect(tmp_path / "a.db")) as conn, conn:
+            conn.execute("INSERT INTO schema_version VALUES (?, 'from the future', 0)", (LATEST_VERSION + 1,))
+        with pytest.raises(StoreError, match=rf"a\.db.*version {LATEST_VERSION + 1} is newer.*upgrade"):
+            open_store(f"sqlite:///{tmp_path}/a.db")
