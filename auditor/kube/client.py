@@ -1,0 +1,163 @@
+"""The `kubernetes` client at the edge: configuration, raw list/watch calls, error mapping.
+
+Lists and watches ask for raw JSON (`_preload_content=False`) because auditor converts plain
+dicts itself (`auditor.kube.convert`); the client's model deserialisation would only be
+undone again.  Every ApiException leaving this package becomes an InventoryError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from auditor.errors import ConfigError, InventoryError
+from auditor.kube.convert import object_from_dict
+from auditor.kube.fields import describe
+from auditor.model.k8s import KubeObject
+
+ApiClient = k8s_client.ApiClient
+ApiClientFactory = Callable[[], Any]
+"""Returns a new `kubernetes.client.ApiClient` (one per watcher thread)."""
+_MAX_BODY = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceKind:
+    """A watched collection: its plural resource name, the kind and apiVersion of its items."""
+
+    resource: str
+    kind: str
+    api_version: str
+    namespaced: bool
+    _list: Callable[[Any], Callable[..., Any]]
+
+    def list_call(self, api_client: Any) -> Callable[..., Any]:
+        """The cluster-wide list function of the official client (also used with watch=True)."""
+        return self._list(api_client)
+
+
+RESOURCES: Mapping[str, ResourceKind] = {
+    "namespaces": ResourceKind(
+        "namespaces", "Namespace", "v1", False, lambda c: k8s_client.CoreV1Api(c).list_namespace
+    ),
+    "pods": ResourceKind(
+        "pods", "Pod", "v1", True, lambda c: k8s_client.CoreV1Api(c).list_pod_for_all_namespaces
+    ),
+    "nodes": ResourceKind("nodes", "Node", "v1", False, lambda c: k8s_client.CoreV1Api(c).list_node),
+    "networkpolicies": ResourceKind(
+        "networkpolicies",
+        "NetworkPolicy",
+        "networking.k8s.io/v1",
+        True,
+        lambda c: k8s_client.NetworkingV1Api(c).list_network_policy_for_all_namespaces,
+    ),
+}
+DEFAULT_RESOURCES: tuple[str, ...] = ("namespaces", "pods", "nodes", "networkpolicies")
+
+
+def resource_kinds(names: Sequence[str]) -> tuple[ResourceKind, ...]:
+    """Look up resource names; unknown ones are a ConfigError."""
+    unknown = [name for name in names if name not in RESOURCES]
+    if unknown:
+        raise ConfigError(f"unknown inventory resources {unknown}; known: {sorted(RESOURCES)}")
+    return tuple(RESOURCES[name] for name in names)
+
+
+def load_configuration(
+    *, kubeconfig: str | None = None, context: str | None = None, in_cluster: bool | None = None
+) -> Any:
+    """A `kubernetes.client.Configuration` from the in-cluster service account or a kubeconfig.
+
+    `in_cluster=None` means: in-cluster when KUBERNETES_SERVICE_HOST is set and no kubeconfig
+    was named, else the kubeconfig (`KUBECONFIG` or ~/.kube/config).
+    """
+    configuration = k8s_client.Configuration()
+    if in_cluster is None:
+        in_cluster = kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ
+    try:
+        if in_cluster:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
+    except (k8s_config.ConfigException, OSError, ValueError) as exc:
+        source = "in-cluster service account" if in_cluster else f"kubeconfig {kubeconfig or '(default)'}"
+        raise ConfigError(f"cannot load Kubernetes configuration from {source}: {exc}") from exc
+    return configuration
+
+
+def api_client_factory(
+    *, kubeconfig: str | None = None, context: str | None = None, in_cluster: bool | None = None
+) -> ApiClientFactory:
+    """A factory of ApiClients sharing one loaded configuration."""
+    configuration = load_configuration(kubeconfig=kubeconfig, context=context, in_cluster=in_cluster)
+    return lambda: k8s_client.ApiClient(configuration)
+
+
+def factory_for(configuration: Any) -> ApiClientFactory:
+    """A factory of ApiClients for an existing Configuration (tests point one at a loopback server)."""
+    return lambda: k8s_client.ApiClient(configuration)
+
+
+def api_status(exc: ApiException) -> tuple[int, str]:
+    """(HTTP status, the Status message from the body or the reason), body truncated."""
+    message = str(exc.reason or "")
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    if isinstance(body, str) and body:
+        try:
+            parsed = json.loads(body)
+            message = str(parsed.get("message") or message) if isinstance(parsed, dict) else body
+        except ValueError:
+            message = body
+    return int(exc.status or 0), message[:_MAX_BODY]
+
+
+def inventory_error(exc: ApiException, what: str) -> InventoryError:
+    """Map an ApiException to InventoryError naming the operation."""
+    status, message = api_status(exc)
+    return InventoryError(f"{what}: HTTP {status}: {message}")
+
+
+def list_raw(
+    api_client: Any, kind: ResourceKind, *, timeout: float | tuple[float, float]
+) -> tuple[list[Mapping[str, Any]], str]:
+    """List a collection as raw dicts (kind/apiVersion filled in) and the list's resourceVersion."""
+    response = kind.list_call(api_client)(_preload_content=False, _request_timeout=timeout)
+    try:
+        document = json.loads(response.data)
+    finally:
+        response.release_conn()
+    if not isinstance(document, dict) or not isinstance(document.get("items", []), list):
+        raise InventoryError(f"list {kind.resource}: unexpected response {describe(document)}")
+    metadata = document.get("metadata") or {}
+    items = [with_kind(item, kind) for item in document.get("items") or ()]
+    return items, str(metadata.get("resourceVersion") or "")
+
+
+def with_kind(item: Any, kind: ResourceKind) -> Any:
+    """List items omit kind and apiVersion; add them so the converter knows what it reads."""
+    if isinstance(item, dict) and ("kind" not in item or "apiVersion" not in item):
+        return {"kind": kind.kind, "apiVersion": kind.api_version, **item}
+    return item
+
+
+def list_inventory(api_client: Any, resources: Sequence[str] = DEFAULT_RESOURCES) -> list[KubeObject]:
+    """One-shot snapshot of the inventory (no watch).  Raises InventoryError; invalid objects raise too."""
+    objects: list[KubeObject] = []
+    for kind in resource_kinds(resources):
+        try:
+            items, _ = list_raw(api_client, kind, timeout=60.0)
+        except ApiException as exc:
+            raise inventory_error(exc, f"list {kind.resource}") from exc
+        objects.extend(object_from_dict(item, where=f"list {kind.resource}") for item in items)
+    return objects

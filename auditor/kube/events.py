@@ -1,0 +1,169 @@
+"""`--cluster-events` files: timestamped inventory changes, one JSON object per line.
+
+    {"time": "2026-11-20T09:15:02.5Z", "type": "MODIFIED", "object": {<Kubernetes object>}}
+
+`time` is RFC 3339 with an explicit offset (nanoseconds kept); `type` is ADDED, MODIFIED or
+DELETED; `object` is a Namespace, Pod, Node or NetworkPolicy (other kinds are skipped and
+counted).  Blank lines and lines starting with `#` are ignored.  Changes come back in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import IO, Any
+
+from auditor.errors import ManifestError
+from auditor.kube.convert import is_supported, kind_of, object_from_dict
+from auditor.kube.fields import describe
+from auditor.model.k8s import Change, ChangeType
+
+MAX_KEPT_ERRORS = 100
+_RFC3339 = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<clock>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,9}))?"
+    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})$"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class EventFileStats:
+    """What `iter_cluster_events` read; mutated while iterating."""
+
+    changes: int = 0
+    bad_lines: int = 0
+    errors: list[str] = field(default_factory=list)
+    """The first MAX_KEPT_ERRORS bad-line messages, each with file:line."""
+    skipped_kinds: Counter[str] = field(default_factory=Counter)
+
+    def record_error(self, error: ManifestError) -> None:
+        self.bad_lines += 1
+        if len(self.errors) < MAX_KEPT_ERRORS:
+            self.errors.append(str(error))
+
+
+def parse_rfc3339_ns(text: str) -> int:
+    """Nanoseconds since the epoch of an RFC 3339 timestamp; ValueError when it is not one."""
+    match = _RFC3339.match(text)
+    if not match:
+        raise ValueError(f"not an RFC 3339 time with offset: {text!r}")
+    offset = match["offset"]
+    zone = UTC
+    if offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        zone = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
+    moment = datetime.fromisoformat(f"{match['date']}T{match['clock']}").replace(tzinfo=zone)
+    seconds = (moment - _EPOCH) // timedelta(seconds=1)
+    nanos = int((match["fraction"] or "0").ljust(9, "0"))
+    return seconds * 1_000_000_000 + nanos
+
+
+def format_rfc3339_ns(time_ns: int) -> str:
+    """UTC RFC 3339 with nanoseconds (trailing zeros trimmed), the inverse of `parse_rfc3339_ns`."""
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    stamp = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
+    return f"{stamp}{fraction}Z"
+
+
+def parse_event_line(line: str, *, where: str) -> Change | None:
+    """One line to a Change; None for blank lines, comments and unsupported kinds."""
+    change = _parse(line, where)
+    return change if isinstance(change, Change) else None
+
+
+def _parse(line: str, where: str) -> Change | str | None:
+    """A Change, the apiVersion/kind of an unsupported object, or None for blank lines and comments."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _error(where, f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
+    if not isinstance(record, Mapping):
+        raise _error(where, f"expected a JSON object, got {describe(record)}")
+    time_ns = _time_ns(record.get("time"), where)
+    change_type = _change_type(record.get("type"), where)
+    obj = record.get("object")
+    if not isinstance(obj, Mapping):
+        raise _error(where, f"object: expected a Kubernetes object, got {describe(obj)}")
+    if not is_supported(obj):
+        return kind_of(obj)
+    return Change(time_ns=time_ns, type=change_type, obj=object_from_dict(obj, where=where))
+
+
+def _time_ns(value: Any, where: str) -> int:
+    if not isinstance(value, str):
+        raise _error(where, f"time: expected an RFC 3339 string, got {describe(value)}")
+    try:
+        return parse_rfc3339_ns(value)
+    except ValueError as exc:
+        raise _error(where, f"time: {exc}") from exc
+
+
+def _change_type(value: Any, where: str) -> ChangeType:
+    try:
+        return ChangeType(value)
+    except ValueError:
+        raise _error(where, f"type: expected ADDED, MODIFIED or DELETED, got {describe(value)}") from None
+
+
+def _error(where: str, message: str) -> ManifestError:
+    path, _, line = where.rpartition(":")
+    return ManifestError(message, path=path, line=int(line))
+
+
+def iter_cluster_events(path: str, stats: EventFileStats | None = None) -> Iterator[Change]:
+    """Changes in file order; bad lines are counted in `stats` and skipped (for the daemon)."""
+    stats = stats if stats is not None else EventFileStats()
+    for number, line in _lines(path):
+        try:
+            change = _parse(line, f"{path}:{number}")
+        except ManifestError as exc:
+            stats.record_error(exc)
+            continue
+        if isinstance(change, str):
+            stats.skipped_kinds[change] += 1
+        elif change is not None:
+            stats.changes += 1
+            yield change
+
+
+def load_cluster_events(path: str) -> list[Change]:
+    """Every change in the file; the first bad line raises ManifestError with file:line and the problem."""
+    changes = []
+    for number, line in _lines(path):
+        change = parse_event_line(line, where=f"{path}:{number}")
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+def _lines(path: str) -> Iterator[tuple[int, str]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            yield from enumerate(handle, start=1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"cannot read: {exc}", path=path) from exc
+
+
+def write_cluster_event(
+    fp: IO[str], change_time: int | datetime, type: ChangeType | str, obj_dict: Mapping[str, Any]
+) -> None:
+    """Append one `--cluster-events` line.  `change_time` is ns since the epoch or an aware datetime."""
+    if isinstance(change_time, datetime):
+        if change_time.tzinfo is None:
+            raise ValueError("change_time must be timezone-aware")
+        delta = change_time - _EPOCH
+        change_time = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    record = {
+        "time": format_rfc3339_ns(change_time),
+        "type": ChangeType(type).value,
+        "object": obj_dict,
+    }
+    fp.write(json.dumps(record, separators=(",", ":"), sort_keys=False) + "\n")
