@@ -1,0 +1,165 @@
+"""Flow files: `hubble observe -o jsonpb|json` output, Hubble exporter files, legacy bare-Flow lines.
+
+One JSON object per line, plain or gzip (recognised by its magic bytes, whatever the file is
+called).  Blank lines are skipped.  A line that cannot be decoded is reported as
+`path:line: what is wrong` and the rest of the file is still read; see docs/flows.md.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
+
+from auditor.errors import FlowParseError, InputError
+from auditor.hubble.convert import event_from_response, response_from_json
+from auditor.hubble.source import SourceStats
+from auditor.model.events import FlowEvent, LostEvents, NodeStatus
+from auditor.model.flows import Flow
+
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""Longer lines are reported and skipped (a flow is ~1 KB; this catches binary files without newlines)."""
+
+ErrorSink = Callable[[str], None]
+"""Receives one `path:line: what is wrong` message per bad line."""
+
+
+def open_flow_file(path: str | os.PathLike[str]) -> IO[bytes] | gzip.GzipFile:
+    """Open a flow file for binary reading, transparently gunzipping; InputError names the file."""
+    try:
+        raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - handed to the caller
+    except FileNotFoundError as exc:
+        raise InputError("no such file", path=str(path)) from exc
+    except IsADirectoryError as exc:
+        raise InputError("is a directory, not a flow file", path=str(path)) from exc
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror or exc}", path=str(path)) from exc
+    try:
+        magic = raw.read(2)
+        raw.seek(0)
+    except OSError as exc:
+        raw.close()
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=str(path)) from exc
+    if magic == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # closing it does not close `raw`; see _lines
+    return raw
+
+
+Report = Callable[[int, str], None]
+"""(line number, what is wrong): how the line reader reports problems to iter_responses."""
+
+
+def _lines(path: str, report: Report) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) for every non-blank line; over-long lines and read errors are reported."""
+    stream = open_flow_file(path)
+    number = 0
+    try:
+        while True:
+            line = stream.readline(MAX_LINE_BYTES + 1)
+            if not line:
+                return
+            number += 1
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                report(number, f"line longer than {MAX_LINE_BYTES} bytes (binary data?), skipped")
+                while line and not line.endswith(b"\n"):
+                    line = stream.readline(MAX_LINE_BYTES + 1)
+                continue
+            line = line.strip()
+            if line:
+                yield number, line
+    except (OSError, EOFError, zlib.error) as exc:
+        report(number + 1, f"cannot read further ({exc}); rest of the file skipped")
+    finally:
+        fileobj = getattr(stream, "fileobj", None)
+        stream.close()
+        if fileobj is not None:
+            fileobj.close()
+
+
+def describe_error(exc: Exception) -> str:
+    """What is wrong with a line, from the exception decoding it raised."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (binary data?) at byte {exc.start + 1} of the line"
+    if isinstance(exc, json.JSONDecodeError):
+        if exc.pos >= len(exc.doc.rstrip()):
+            return f"invalid JSON: line ends early (truncated?): {exc.msg}"
+        return f"invalid JSON: {exc.msg} at column {exc.colno}"
+    return str(exc) or type(exc).__name__
+
+
+def iter_responses(
+    path: str | os.PathLike[str], on_error: ErrorSink | None = None
+) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, GetFlowsResponse) for every decodable line of one flow file.
+
+    Each bad line goes to `on_error` as `path:line: what is wrong` (default: raise
+    FlowParseError).  Lines with an unknown enum name are yielded (the field left unset) *and*
+    reported.  A missing or unreadable file raises InputError naming it.
+    """
+    name = str(path)
+
+    def report(number: int, reason: str) -> None:
+        if on_error is None:
+            raise FlowParseError(reason, path=name, line=number)
+        on_error(f"{name}:{number}: {reason}")
+
+    for number, line in _lines(name, report):
+        notes: list[str] = []
+        try:
+            response = response_from_json(line, notes)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, JsonShapeError
+            report(number, describe_error(exc))
+            continue
+        for note in notes:
+            report(number, note)
+        yield number, response
+
+
+class FileFlowSource:
+    """A FlowSource over flow files, read in the order given; stops at the end of the last one."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike[str]], stats: SourceStats | None = None) -> None:
+        self.paths = [str(path) for path in paths]
+        self.stats = stats if stats is not None else SourceStats()
+        self._closed = False
+        for path in self.paths:  # fail early, naming the file, before any event is produced
+            open_flow_file(path).close()
+
+    def events(self) -> Iterator[FlowEvent]:
+        """Every flow, lost-events and node-status event in file order."""
+        stats = self.stats
+        for path in self.paths:
+            for number, response in iter_responses(path, stats.record_error):
+                if self._closed:
+                    return
+                try:
+                    event = event_from_response(response)
+                except Exception as exc:  # never let one odd message stop the run
+                    stats.record_error(f"{path}:{number}: cannot convert: {exc!r}")
+                    continue
+                if event is not None:
+                    self._count(event)
+                    yield event
+
+    def _count(self, event: FlowEvent) -> None:
+        stats = self.stats
+        if isinstance(event, Flow):
+            stats.flows += 1
+            if event.time_ns > stats.last_flow_time_ns:
+                stats.last_flow_time_ns = event.time_ns
+        elif isinstance(event, LostEvents):
+            key = event.source.value
+            stats.lost_events[key] = stats.lost_events.get(key, 0) + event.count
+            start = event.first_ns or event.time_ns
+            stats.gaps.append((start, event.last_ns or start))
+        elif isinstance(event, NodeStatus):
+            for node in event.node_names:
+                stats.node_states[node] = event.state.value
+
+    def close(self) -> None:
+        """Make `events()` stop at the next line."""
+        self._closed = True
