@@ -1,0 +1,273 @@
+"""The live flow source: GetFlows (follow) from Hubble Relay or a node, reconnecting forever.
+
+One connection is one `_Stream`; `HubbleClient.events()` is the small loop around it: dial,
+yield events, on failure record the gap, wait with backoff and jitter, resume with `since` = the
+time of the last flow received, and drop the flows at that instant it already delivered.  A
+watchdog thread cancels a stream that sent nothing for `stall_timeout` seconds.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf import timestamp_pb2
+
+from auditor._proto.observer import observer_pb2
+from auditor.errors import FlowSourceError, TLSConfigError
+from auditor.hubble.config import HubbleConfig
+from auditor.hubble.convert import event_from_response
+from auditor.hubble.filters import parse_filter_json
+from auditor.hubble.source import SourceStats
+from auditor.hubble.tls import channel_credentials, channel_tls_options, tls_failure_hint
+from auditor.model.events import FlowEvent, LostEvents, NodeStatus
+from auditor.model.flows import Flow
+
+GET_FLOWS = "/observer.Observer/GetFlows"
+FAST_STREAM_OPTION = ("SingleThreadedUnaryStream", 1)
+"""grpc.experimental.ChannelOptions.SingleThreadedUnaryStream: read the stream on the caller's thread."""
+_FATAL_CODES = frozenset({
+    grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT,
+})
+log = structlog.get_logger(component="hubble.client")  # auditor.log.get_logger raises on the logger= key
+
+
+@dataclass
+class HubbleStats(SourceStats):
+    """SourceStats plus what only a live stream has."""
+
+    stalls: int = 0
+    """Streams cancelled because nothing arrived for stall_timeout."""
+    stalled: bool = False
+    """True from a stall until the next response arrives."""
+    last_error: str = ""
+    received: int = 0
+    """Every GetFlowsResponse read, of any kind (the watchdog's progress counter)."""
+
+
+@dataclass
+class ResumePoint:
+    """The newest flow time delivered, and the flows delivered at exactly that time."""
+
+    last_ns: int = 0
+    at_last: list[Any] = field(default_factory=list)
+    """Responses delivered at last_ns, turned into keys only when a reconnect needs them."""
+    resuming: bool = False
+    seen_keys: set[bytes | str] = field(default_factory=set)
+
+    def start_resume(self) -> None:
+        """A new stream starts at since=last_ns: remember what was already delivered at that instant."""
+        self.resuming = self.last_ns > 0
+        self.seen_keys = {flow_key(response) for response in self.at_last}
+
+    def accept(self, time_ns: int, response: Any) -> bool:
+        """Record a flow about to be delivered; False when it is a duplicate from the overlap."""
+        if time_ns > self.last_ns:
+            self.last_ns, self.at_last, self.resuming = time_ns, [response], False
+            return True
+        if not self.resuming:
+            if time_ns == self.last_ns:
+                self.at_last.append(response)
+            return True
+        if time_ns < self.last_ns or flow_key(response) in self.seen_keys:
+            return False
+        self.at_last.append(response)
+        return True
+
+
+def flow_key(response: Any) -> bytes | str:
+    """A flow's identity for de-duplication: its uuid, else its exact serialized bytes."""
+    flow = response.flow
+    key: bytes | str = flow.uuid or flow.SerializeToString(deterministic=True)
+    return key
+
+
+def _timestamp(time_ns: int) -> Any:
+    return timestamp_pb2.Timestamp(seconds=time_ns // 1_000_000_000, nanos=time_ns % 1_000_000_000)
+
+
+class HubbleClient:
+    """FlowSource over a live GetFlows stream.  `events()` runs until `close()`."""
+
+    def __init__(
+        self,
+        config: HubbleConfig,
+        *,
+        sleep: Callable[[float], object] | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+        rand: Callable[[], float] = random.random,
+        on_attempt: Callable[[int], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.stats = HubbleStats()
+        self._credentials = channel_credentials(config)
+        self._options = [FAST_STREAM_OPTION, *channel_tls_options(config)]
+        self._allow = [parse_filter_json(text) for text in config.allow_filters]
+        self._deny = [parse_filter_json(text) for text in config.deny_filters]
+        self._closed = threading.Event()
+        self._sleep = sleep or self._closed.wait
+        self._clock_ns, self._rand, self._on_attempt = clock_ns, rand, on_attempt
+        self._resume = ResumePoint(last_ns=0)
+        self._call: Any = None
+        self._ever_connected = False
+        self._down_since_ns = 0
+
+    def close(self) -> None:
+        """Stop: cancel the open stream; `events()` returns soon after."""
+        self._closed.set()
+        call = self._call
+        if call is not None:
+            call.cancel()
+
+    def events(self) -> Iterator[FlowEvent]:
+        """Yield events forever, reconnecting with backoff; raises only on configuration errors."""
+        watchdog = _Watchdog(self) if self.config.stall_timeout else None
+        attempt = 0
+        try:
+            while not self._closed.is_set():
+                if self._on_attempt is not None:
+                    self._on_attempt(attempt)
+                received = self.stats.received
+                yield from self._one_stream()
+                if self._closed.is_set():
+                    break
+                attempt = 0 if self.stats.received > received else attempt + 1
+                self.stats.reconnects += 1
+                self._sleep(self.config.backoff.delay(attempt, self._rand))
+        finally:
+            self._closed.set()
+            if watchdog is not None:
+                watchdog.join()
+
+    def request(self) -> Any:
+        """The GetFlowsRequest for the next connection: follow, filters, and since when resuming."""
+        since_ns = self._resume.last_ns or self.config.since_ns
+        request = observer_pb2.GetFlowsRequest(follow=True, whitelist=self._allow, blacklist=self._deny)
+        if since_ns:
+            request.since.CopyFrom(_timestamp(since_ns))
+        return request
+
+    def _channel(self) -> grpc.Channel:
+        target = self.config.target
+        if self._credentials is None:
+            return grpc.insecure_channel(target, options=self._options)
+        return grpc.secure_channel(target, self._credentials, options=self._options)
+
+    def _one_stream(self) -> Iterator[FlowEvent]:
+        """Dial once and yield until the stream ends; errors are classified, logged, maybe raised."""
+        self._resume.start_resume()
+        channel = self._channel()
+        try:
+            method = channel.unary_stream(
+                GET_FLOWS,
+                request_serializer=observer_pb2.GetFlowsRequest.SerializeToString,
+                response_deserializer=observer_pb2.GetFlowsResponse.FromString,
+            )
+            call: Any = method(self.request())
+            self._call = call
+            if self._closed.is_set():
+                call.cancel()
+            yield from self._consume(call)
+            self._disconnected("stream ended by the server")
+        except grpc.RpcError as err:
+            self._on_rpc_error(err)
+        finally:
+            self._call = None
+            channel.close()
+
+    def _consume(self, call: Any) -> Iterator[FlowEvent]:
+        """The hot loop: every response of one stream -> model events, with resume de-duplication."""
+        stats, accept = self.stats, self._resume.accept
+        for response in call:
+            stats.received += 1
+            if not stats.connected:
+                self._connected()
+            event = event_from_response(response)
+            if type(event) is Flow:
+                if not accept(event.time_ns, response):
+                    stats.duplicates_dropped += 1
+                    continue
+                stats.flows += 1
+                stats.last_flow_time_ns = self._resume.last_ns
+                yield event
+            elif isinstance(event, LostEvents | NodeStatus):
+                self._record(event)
+                yield event
+
+    def _record(self, event: LostEvents | NodeStatus) -> None:
+        stats = self.stats
+        if isinstance(event, LostEvents):
+            key = event.source.value
+            stats.lost_events[key] = stats.lost_events.get(key, 0) + event.count
+            start = event.first_ns or event.time_ns
+            stats.gaps.append((start, event.last_ns or start))
+            log.warning("hubble_events_lost", source=key, count=event.count, node=event.node_name)
+        else:
+            for name in event.node_names:
+                stats.node_states[name] = event.state.value
+            log.info("hubble_node_status", state=event.state.value, nodes=list(event.node_names))
+
+    def _connected(self) -> None:
+        stats = self.stats
+        stats.connected, stats.stalled, self._ever_connected = True, False, True
+        if self._down_since_ns:
+            stats.gaps.append((self._down_since_ns, self._clock_ns()))
+            self._down_since_ns = 0
+        log.info("hubble_connected", server=self.config.server, since_ns=self._resume.last_ns)
+
+    def _disconnected(self, reason: str) -> None:
+        stats = self.stats
+        stats.last_flow_time_ns = self._resume.last_ns
+        if stats.connected:
+            self._down_since_ns = self._clock_ns()
+        stats.connected, stats.last_error = False, reason
+        if not self._closed.is_set():
+            log.warning("hubble_disconnected", server=self.config.server, reason=reason)
+
+    def _on_rpc_error(self, err: grpc.RpcError) -> None:
+        code: grpc.StatusCode = err.code()
+        details: str = err.details() or ""
+        self._disconnected(f"{code.name}: {details}")
+        if self._closed.is_set():
+            return
+        hint = tls_failure_hint(details) if self.config.use_tls else None
+        if hint and self.config.fail_fast_tls and not self._ever_connected:
+            raise TLSConfigError(
+                f"TLS connection to {self.config.server} failed: {hint} (grpc: {details})"
+            ) from err
+        if code in _FATAL_CODES:
+            raise FlowSourceError(f"GetFlows on {self.config.server} refused: {code.name}: {details}") from err
+
+
+class _Watchdog(threading.Thread):
+    """Cancels the client's stream when no response arrived for stall_timeout seconds."""
+
+    def __init__(self, client: HubbleClient) -> None:
+        super().__init__(name="hubble-stall-watchdog", daemon=True)
+        self.client = client
+        self.start()
+
+    def run(self) -> None:
+        client = self.client
+        timeout = client.config.stall_timeout
+        seen, quiet_since, call = -1, time.monotonic(), None
+        while not client._closed.wait(min(timeout / 4, 1.0)):
+            now = time.monotonic()
+            if client.stats.received != seen or client._call is not call or call is None:
+                seen, quiet_since, call = client.stats.received, now, client._call
+                continue
+            if now - quiet_since >= timeout:
+                stats = client.stats
+                stats.stalls += 1
+                stats.stalled = True
+                log.warning("hubble_stream_stalled", server=client.config.server,
+                            quiet_seconds=round(now - quiet_since, 1))
+                call.cancel()
+                quiet_since = now
