@@ -218,10 +218,12 @@ class AuditorCollector(Collector):
         families.append(_histogram(snapshot))
         return families
 
-    def _labelled(self, spec: LabelledMetric, values: Mapping[tuple[Any, ...], Any]) -> Metric:
+    def _labelled(self, spec: LabelledMetric, values: Mapping[Any, Any]) -> Metric:
         series: dict[LabelKey, float] = dict.fromkeys(spec.seed, 0.0)
         for key, value in values.items():
-            labels = tuple(_label_value(part) for part in key)
+            # Single-label mappings are keyed by the bare value, the others by tuples.
+            parts = key if isinstance(key, tuple) else (key,)
+            labels = tuple(_label_value(part) for part in parts)
             if len(labels) != len(spec.labels):
                 raise ValueError(f"{spec.field}: key {key!r} has {len(labels)} labels, want {spec.labels}")
             series[labels] = series.get(labels, 0.0) + float(value)
