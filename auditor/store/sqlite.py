@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from auditor.errors import StoreError
-from auditor.store.schema import MIGRATIONS, SQLITE, Migration, Row, migrate
+from auditor.store.schema import MIGRATIONS, SQLITE, Migration, Row, current_version, migrate
 from auditor.store.sqlstore import SqlStore
 
 MEMORY = ":memory:"
@@ -129,11 +129,19 @@ class SqliteStore(SqlStore):
         try:
             if not memory:
                 self._enable_wal(first)
-            with self._transaction("migrate schema", write=True) as tx:
-                migrate(tx, self.dialect, self._where, time.time_ns(), migrations)
+            if self._stored_version() != migrations[-1].version:
+                with self._transaction("migrate schema", write=True) as tx:
+                    migrate(tx, self.dialect, self._where, time.time_ns(), migrations)
         except BaseException:
             self._pool.close()
             raise
+
+    def _stored_version(self) -> int:
+        """The version without taking the write lock, so readers open while a writer writes (-1: none)."""
+        with self._transaction("read schema version", write=False) as tx:
+            if not tx.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"):
+                return -1
+            return current_version(tx)
 
     @property
     def _where(self) -> str:
