@@ -35,5 +35,6 @@ def configure(*, fmt: LogFormat = "auto", level: str = "info") -> None:
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A logger bound with `logger=name`."""
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger(logger=name)
+    # `logger` cannot be passed to structlog.get_logger: it collides with wrap_logger's own argument.
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger().bind(logger=name)
     return logger
