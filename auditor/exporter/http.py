@@ -134,7 +134,9 @@ class MetricsServer:
         server.health_fn = self._health_fn
         server.ready_fn = self._ready_fn
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="metrics-http", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
