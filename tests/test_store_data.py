@@ -59,6 +59,12 @@ class TestCounters:
         rows = store.counts(T0 - HOUR_NS, T0 + HOUR_NS, ("namespace",), namespaces=["bank"])
         assert [(r.namespace, r.count) for r in rows] == [("bank", 2)]
 
+    def test_verdict_filter(self, store: Store) -> None:
+        """verdicts restricts the rows summed, e.g. top workloads by drops."""
+        store.add_counts([counter(workload="a", count=5), counter(workload="b", verdict="FORWARDED", count=50)])
+        rows = store.counts(T0 - HOUR_NS, T0 + HOUR_NS, ("workload",), verdicts=["DROPPED"])
+        assert [(r.workload, r.count) for r in rows] == [("a", 5)]
+
     def test_unknown_group_by_rejected(self, store: Store) -> None:
         """A group_by name outside the counter columns is a clear ValueError."""
         with pytest.raises(ValueError, match="pod"):

@@ -98,10 +98,12 @@ class Store(abc.ABC):
         group_by: Sequence[str] = ("namespace", "verdict"),
         *,
         namespaces: Collection[str] | None = None,
+        verdicts: Collection[str] | None = None,
     ) -> list[CounterRow]:
         """Sums of hour buckets starting in [hour_floor(since), until), grouped by COUNTER_COLUMNS names.
 
-        Largest count first; columns not grouped are "" (hour_ns 0).
+        Largest count first; columns not grouped are "" (hour_ns 0).  `namespaces` and `verdicts`
+        restrict the rows summed (an empty collection matches nothing).
         """
 
     # --- coverage ---------------------------------------------------------------------------

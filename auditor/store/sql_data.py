@@ -19,7 +19,7 @@ from auditor.store.records import (
     hour_floor,
 )
 from auditor.store.schema import Executor, current_version
-from auditor.store.sql_findings import marks
+from auditor.store.sql_findings import in_clause, marks
 
 _COUNTER_KEY = "hour_ns, namespace, workload, verdict, direction, policy"
 _ADD_COUNTS = (
@@ -39,7 +39,12 @@ def add_counts(tx: Executor, rows: Iterable[CounterRow]) -> int:
 
 
 def counts(
-    tx: Executor, since_ns: int, until_ns: int, group_by: Sequence[str], namespaces: Collection[str] | None
+    tx: Executor,
+    since_ns: int,
+    until_ns: int,
+    group_by: Sequence[str],
+    namespaces: Collection[str] | None,
+    verdicts: Collection[str] | None,
 ) -> list[CounterRow]:
     unknown = [name for name in group_by if name not in COUNTER_COLUMNS]
     if unknown or len(set(group_by)) != len(group_by):
@@ -47,9 +52,10 @@ def counts(
     columns = ["hour_ns" if name == "hour" else name for name in group_by]
     where = "hour_ns >= ? AND hour_ns < ?"
     params: list[object] = [hour_floor(since_ns), until_ns]
-    if namespaces is not None:
-        where += f" AND namespace IN ({marks(len(namespaces))})" if namespaces else " AND 1 = 0"
-        params.extend(namespaces)
+    for column, allowed in (("namespace", namespaces), ("verdict", verdicts)):
+        if allowed is not None:
+            where += f" AND {in_clause(column, allowed)}"
+            params.extend(allowed)
     select = ", ".join([*columns, "SUM(count)"])
     sql = f"SELECT {select} FROM counters WHERE {where}"
     if columns:
@@ -148,7 +154,7 @@ def policy_changes(
         where.append("time_ns < ?")
         params.append(until_ns)
     if namespaces is not None:
-        where.append(f"namespace IN ({marks(len(namespaces))})" if namespaces else "1 = 0")
+        where.append(in_clause("namespace", namespaces))
         params.extend(namespaces)
     sql = (
         "SELECT time_ns, change_type, namespace, name, revision, spec_json FROM policy_changes "

@@ -65,6 +65,11 @@ def marks(count: int) -> str:
     return ", ".join("?" for _ in range(count))
 
 
+def in_clause(column: str, values: Collection[object]) -> str:
+    """`column IN (?, ...)` for `values`; an empty collection matches nothing."""
+    return f"{column} IN ({marks(len(values))})" if values else "1 = 0"
+
+
 def upsert(tx: Executor, dialect: Dialect, findings: Iterable[Finding]) -> list[Finding]:
     """Merge a batch; the findings (merged within the batch) that were not open before."""
     batch: dict[str, Finding] = {}
@@ -137,10 +142,10 @@ def select(
         where.append("(last_seen_ns = 0 OR first_seen_ns < ?)")
         params.append(until_ns)
     if namespaces is not None:
-        where.append(f"namespace IN ({marks(len(namespaces))})" if namespaces else "1 = 0")
+        where.append(in_clause("namespace", namespaces))
         params.extend(namespaces)
     if kinds is not None:
-        where.append(f"kind IN ({marks(len(kinds))})" if kinds else "1 = 0")
+        where.append(in_clause("kind", kinds))
         params.extend(kind.value for kind in kinds)
     if open_only:
         where.append("status = 'open'")

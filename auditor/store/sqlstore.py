@@ -84,9 +84,10 @@ class SqlStore(Store):
         group_by: Sequence[str] = ("namespace", "verdict"),
         *,
         namespaces: Collection[str] | None = None,
+        verdicts: Collection[str] | None = None,
     ) -> list[CounterRow]:
         with self._transaction("read counters", write=False) as tx:
-            return sql_data.counts(tx, since_ns, until_ns, tuple(group_by), namespaces)
+            return sql_data.counts(tx, since_ns, until_ns, tuple(group_by), namespaces, verdicts)
 
     def record_window(
         self, from_ns: int, to_ns: int, source: str = "hubble", *, join_ns: int = DEFAULT_JOIN_NS
