@@ -1,0 +1,51 @@
+"""`auditor audit`: judge recorded flows against manifests (and cluster events), offline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from auditor.app.audit import AuditOptions, result_json, result_table, run_audit
+
+SHOWN_ERRORS = 5
+"""Bad flow lines listed on stderr (all are counted in skipped_lines)."""
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "audit",
+        help="judge recorded Hubble flows against NetworkPolicy manifests, offline",
+        description="Judge each recorded Hubble flow against the NetworkPolicies in force at its time "
+        "and print findings.",
+    )
+    parser.add_argument("--manifests", nargs="+", required=True, metavar="PATH",
+                        help="YAML/JSON manifests or directories: the cluster state before the first event")
+    parser.add_argument("--cluster-events", metavar="FILE",
+                        help="timestamped inventory changes (JSON lines), applied at their times")
+    parser.add_argument("--flows", nargs="+", required=True, metavar="FILE",
+                        help="flow files (hubble observe -o jsonpb, exporter files; gzip accepted)")
+    parser.add_argument("--output", choices=("table", "json"), default="table", help="output format")
+    parser.add_argument("--enforce-node-traffic", action="store_true",
+                        help="judge node <-> pod traffic by the policies (Cilium host firewall / "
+                        "policy-enforcement=always)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = AuditOptions(
+        manifests=tuple(args.manifests),
+        flows=tuple(args.flows),
+        cluster_events=args.cluster_events,
+        enforce_node_traffic=args.enforce_node_traffic,
+    )
+    result = run_audit(options)
+    errors = result.summary.errors
+    for message in errors[:SHOWN_ERRORS]:
+        print(f"auditor audit: skipped {message}", file=sys.stderr)
+    if result.summary.skipped_lines > SHOWN_ERRORS:
+        more = result.summary.skipped_lines - SHOWN_ERRORS
+        print(f"auditor audit: ... and {more} more bad flow lines", file=sys.stderr)
+    text = result_json(result) if args.output == "json" else result_table(result)
+    sys.stdout.write(text + "\n")
+    return 0
