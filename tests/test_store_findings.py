@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from auditor.model.findings import FindingKind, Severity
+from auditor.model.findings import Finding, FindingKind, Severity
 from auditor.store import FindingStatus, Store, open_store
+from auditor.store.sql_findings import merge
 from tests.test_store_helpers import T0, finding
 
 NO_DNS = FindingKind.MISSING_DNS_EGRESS
+Obs = tuple[int, int, int, str]
 
 
 @pytest.fixture
@@ -157,3 +162,36 @@ class TestResolveStatic:
         kept = finding(NO_DNS)
         store.upsert_findings([kept])
         assert store.resolve_missing_static([kept.key.as_string()]) == []
+
+
+_observations = st.lists(
+    st.tuples(
+        st.integers(min_value=1, max_value=5),  # count
+        st.integers(min_value=0, max_value=50),  # first_seen offset (0 = unknown)
+        st.integers(min_value=0, max_value=50),  # extra span
+        st.sampled_from(["a", "b", "c"]),  # message
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+class TestUpsertProperties:
+    @settings(max_examples=60, deadline=None)
+    @given(observations=_observations, cuts=st.lists(st.integers(min_value=0, max_value=12), max_size=4))
+    def test_batching_does_not_change_the_result(
+        self, observations: list[tuple[int, int, int, str]], cuts: list[int]
+    ) -> None:
+        """However observations of one key are split into batches, the stored finding is their merge."""
+        items = [
+            finding(count=c, first=(T0 + f) if f else 0, last=T0 + f + span, message=m)
+            for c, f, span, m in observations
+        ]
+        expected: Finding = items[0]
+        for item in items[1:]:
+            expected = merge(expected, item)
+        bounds = sorted({0, len(items), *(min(cut, len(items)) for cut in cuts)})
+        with open_store("sqlite:///:memory:") as store:
+            for start, end in itertools.pairwise(bounds):
+                store.upsert_findings(items[start:end])
+            assert store.findings() == [expected]
