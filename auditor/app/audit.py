@@ -184,18 +184,19 @@ def _row(cells: Iterable[tuple[str, int]]) -> str:
     return " ".join(_cut(text, width).ljust(width) for text, width in cells).rstrip()
 
 
-_COLUMNS = (("SEVERITY", 8), ("KIND", 22), ("NAMESPACE/WORKLOAD", 26), ("PEER", 22), ("PORT", 10))
+_COLUMNS = (("SEVERITY", 8), ("KIND", 22), ("NAMESPACE/WORKLOAD", 29), ("PEER", 20), ("PORT", 9))
 
 
 def result_table(result: AuditResult, width: int = TABLE_WIDTH) -> str:
     """Plain text for a terminal: one header row, two lines per finding, then the summary."""
-    lines = [_row((*_COLUMNS, ("COUNT", 7)))]
+    indent = sum(w + 1 for _, w in _COLUMNS)
+    lines = [_row(_COLUMNS).ljust(indent) + "COUNT".rjust(7)]
     for f in result.findings:
-        where = f"{f.namespace}/{f.workload}" if f.namespace else f.workload
+        where = "/".join(part for part in (f.namespace, f.workload) if part)
         port = f"{f.port}/{f.protocol}" if f.port else f.protocol
         cells = (f.severity.value, f.kind.value, where, f.peer_workload or f.peer, port)
         row = _row(zip(cells, (w for _, w in _COLUMNS), strict=True))
-        lines.append(f"{row.ljust(sum(w + 1 for _, w in _COLUMNS))}{f.count:>7}")
+        lines.append(f"{row.ljust(indent)}{f.count:>7}")
         lines.extend(textwrap.wrap(f.message, width=width, initial_indent="    ", subsequent_indent="    "))
     if not result.findings:
         lines.append("(no findings)")
