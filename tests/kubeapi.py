@@ -81,7 +81,9 @@ class KubeAPI:
         self.requests: list[Request] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="kubeapi", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="kubeapi", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -121,9 +123,10 @@ class KubeAPI:
             obj = copy.deepcopy(obj)
             self._rv += 1
             meta = obj.setdefault("metadata", {})
-            meta.setdefault("uid", str(uuid.uuid4()))
-            meta["resourceVersion"] = str(self._rv)
             key = _key(obj)
+            stored = self._store[resource].get(key)
+            meta.setdefault("uid", stored["metadata"]["uid"] if stored else str(uuid.uuid4()))
+            meta["resourceVersion"] = str(self._rv)
             event_type = "MODIFIED" if key in self._store[resource] else "ADDED"
             self._store[resource][key] = obj
             if deliver:
