@@ -18,16 +18,22 @@ from tests.test_store_helpers import finding
 
 class TestUrl:
     def test_relative_path(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """sqlite:///rel/path.db opens a file relative to the working directory, creating directories."""
+        """sqlite:rel/path.db opens a file relative to the working directory, creating directories."""
         monkeypatch.chdir(tmp_path)
-        open_store("sqlite:///var/lib/auditor.db").close()
+        open_store("sqlite:var/lib/auditor.db").close()
         assert (tmp_path / "var" / "lib" / "auditor.db").is_file()
 
     def test_absolute_path(self, tmp_path: Path) -> None:
-        """sqlite:////abs/path.db opens an absolute path."""
+        """sqlite:///abs/path.db opens an absolute path, as the default store URL expects."""
         target = tmp_path / "abs" / "auditor.db"
-        open_store(f"sqlite:///{target}").close()
+        open_store(f"sqlite://{target}").close()
         assert str(target).startswith("/")
+        assert target.is_file()
+
+    def test_four_slashes_also_absolute(self, tmp_path: Path) -> None:
+        """SQLAlchemy's sqlite:////abs/path.db spelling means the same absolute path."""
+        target = tmp_path / "four" / "auditor.db"
+        open_store(f"sqlite:///{target}").close()
         assert target.is_file()
 
     def test_memory(self) -> None:

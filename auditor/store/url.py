@@ -27,10 +27,11 @@ def supported_schemes() -> tuple[str, ...]:
 def open_store(url: str) -> Store:
     """Open (and create or migrate) the store at `url`.
 
-    `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, `sqlite:///:memory:`.
+    `sqlite:///var/lib/auditor/auditor.db` (absolute), `sqlite:data/auditor.db` (relative),
+    `sqlite:///:memory:`.
     Raises ConfigError for a URL no backend takes, StoreError when the database is unusable.
     """
-    scheme, sep, _ = url.partition("://")
+    scheme, sep, _ = url.partition(":")
     opener = _BACKENDS.get(scheme.lower()) if sep else None
     if opener is None:
         raise ConfigError(
@@ -42,17 +43,24 @@ def open_store(url: str) -> Store:
 
 
 def sqlite_path(url: str) -> str:
-    """The file path in a `sqlite:///path` URL (three slashes, then the path; four for an absolute one)."""
+    """The file path of a sqlite URL, read as a file URL (RFC 8089) reads its path.
+
+    `sqlite:///var/lib/a.db` is the absolute path /var/lib/a.db (empty host, then the path);
+    `sqlite:data/a.db` is relative to the working directory; `sqlite:///:memory:` is in memory.
+    SQLAlchemy's four-slash spelling `sqlite:////var/lib/a.db` is accepted and means the same.
+    """
     parts = urlsplit(url)
     if parts.netloc:
         raise ConfigError(
-            f"store URL {url!r}: a sqlite URL has no host; write sqlite:///relative.db or sqlite:////abs/path.db"
+            f"store URL {url!r}: a sqlite URL has no host; write sqlite:///abs/path.db or sqlite:rel/path.db"
         )
     if parts.query or parts.fragment:
         raise ConfigError(f"store URL {url!r}: sqlite URLs take no query or fragment")
-    if not parts.path.startswith("/") or parts.path == "/":
+    if parts.path in ("", "/"):
         raise ConfigError(f"store URL {url!r}: no database path; write sqlite:///path/to/auditor.db")
-    path = parts.path[1:]
+    if parts.path == "/" + MEMORY or parts.path == MEMORY:
+        return MEMORY
+    path = "/" + parts.path.lstrip("/") if parts.path.startswith("/") else parts.path
     if path.endswith("/"):
         raise ConfigError(f"store URL {url!r}: the path names a directory, not a database file")
     return path
