@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import structlog
 from prometheus_client.core import (
     CollectorRegistry,
     CounterMetricFamily,
@@ -25,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from auditor import __version__
 from auditor.exporter.snapshot import MetricsSnapshot
+from auditor.log import get_logger
 from auditor.model.events import LostEventSource, NodeState
 from auditor.model.flows import Direction, Verdict
 
@@ -197,7 +197,7 @@ class AuditorCollector(Collector):
                 success = 1.0
             except Exception:
                 # A scrape must never take the process down; the failure is visible as a metric.
-                structlog.get_logger().exception("metrics snapshot failed", logger="auditor.exporter")
+                get_logger("auditor.exporter").exception("metrics snapshot failed")
                 families = [_build_info(__version__)]
                 success = 0.0
             elapsed = self._clock() - started

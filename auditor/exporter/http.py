@@ -8,11 +8,11 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
 
-import structlog
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from auditor.errors import ConfigError
+from auditor.log import get_logger
 
 DEFAULT_ADDRESS = "0.0.0.0:9967"
 _T = TypeVar("_T")
@@ -60,7 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = encoder(self.server.registry)
         except Exception as exc:
-            structlog.get_logger().exception("metrics encoding failed", logger="auditor.exporter")
+            get_logger("auditor.exporter").exception("metrics encoding failed")
             self._reply(500, f"metrics failed: {exc}\n")
             return
         self._send(200, body, content_type)
@@ -69,7 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             return fn()
         except Exception:
-            structlog.get_logger().exception("probe check failed", logger="auditor.exporter", path=self.path)
+            get_logger("auditor.exporter").exception("probe check failed", path=self.path)
             return fallback
 
     def _reply(self, status: int, text: str) -> None:
