@@ -15,9 +15,14 @@ import pytest
 
 def promtool_path() -> str:
     """The promtool binary, or skip (fail when CI=true) when it is not installed."""
-    path = shutil.which("promtool")
+    return prometheus_binary("promtool")
+
+
+def prometheus_binary(name: str) -> str:
+    """`promtool` or `prometheus` from Debian's prometheus package; skip, or fail when CI=true."""
+    path = shutil.which(name)
     if path is None:
-        message = "promtool not found (install Debian's prometheus package: scripts/setup.sh --system)"
+        message = f"{name} not found (install Debian's prometheus package: scripts/setup.sh --system)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
