@@ -13,7 +13,9 @@ allow it.  Per side (see `SideDecision`):
 
 Decisions are cached per (state revision, source, destination, port, protocol).  A revision
 identifies exactly one immutable state, so any change (pod labels or IPs, namespace labels,
-policies, nodes) yields a new revision and can never be answered from a stale entry.
+policies, nodes) yields a new revision and can never be answered from a stale entry.  Pod
+subjects are keyed by the identity of their Pod object (pinned by the entry), so a caller-built
+Pod that differs from the state's copy is never confused with it.
 """
 
 from __future__ import annotations
@@ -41,16 +43,19 @@ _OPEN = SideDecision(allowed=True, isolated=False)
 CacheKey = tuple[object, ...]
 
 
-def _subject_key(state: ClusterState, subject: Subject) -> object:
-    """A cheap cache key; pods not identical to the state's own object are keyed by value."""
-    if isinstance(subject, PodSubject):
-        pod = subject.pod
-        if state.pod(pod.namespace, pod.name) is pod:
-            return (pod.namespace, pod.name, subject.ip)
-        return (pod, tuple(sorted(pod.labels.items())), subject.ip)
-    if isinstance(subject, NodeSubject):
-        return ("node", subject.node_name, subject.ip)
-    return ("ip", subject.ip)
+def _subject_key(subject: Subject) -> object:
+    """A cheap cache key.  Pods are keyed by object identity: the cache entry keeps both subjects'
+    pods alive, so an id cannot be reused by another object while its entry exists."""
+    kind = type(subject)
+    if kind is PodSubject:
+        return (id(subject.pod), subject.ip)  # type: ignore[union-attr]
+    if kind is NodeSubject:
+        return ("node", subject.node_name, subject.ip)  # type: ignore[union-attr]
+    return subject.ip
+
+
+def _pod_of(subject: Subject) -> Pod | None:
+    return subject.pod if isinstance(subject, PodSubject) else None
 
 
 def _is_own_node(pod: Pod, other: Subject) -> bool:
@@ -73,7 +78,7 @@ class PolicyEngine:
         self.enforce_node_traffic = enforce_node_traffic
         self.cidr_match_nodes = cidr_match_nodes
         self._cache_size = cache_size
-        self._cache: dict[CacheKey, Decision] = {}
+        self._cache: dict[CacheKey, tuple[Decision, Pod | None, Pod | None]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -83,16 +88,16 @@ class PolicyEngine:
     def decide(self, state: ClusterState, source: Subject, destination: Subject, port: int,
                protocol: str = "TCP") -> Decision:
         """The verdict for source -> destination:port/protocol under `state`."""
-        key = (state.revision, _subject_key(state, source), _subject_key(state, destination), port, protocol)
+        key = (state.revision, _subject_key(source), _subject_key(destination), port, protocol)
         cached = self._cache.get(key)
         if cached is not None:
             self.hits += 1
-            return cached
+            return cached[0]
         self.misses += 1
         decision = self.decide_uncached(state, source, destination, port, protocol)
         if len(self._cache) >= self._cache_size:
             del self._cache[next(iter(self._cache))]
-        self._cache[key] = decision
+        self._cache[key] = (decision, _pod_of(source), _pod_of(destination))
         return decision
 
     def decide_uncached(self, state: ClusterState, source: Subject, destination: Subject, port: int,

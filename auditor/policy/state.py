@@ -113,15 +113,14 @@ class ClusterState:
         key = (pod.namespace, pod.name)
         old = self._pods.get(key)
         pod_ip = self._pod_ip
-        if old is not None:
-            for ip in old.ips:
-                holder = pod_ip.get(ip)
-                if holder is not None and holder.namespace == old.namespace and holder.name == old.name:
-                    pod_ip = pod_ip.delete(ip)
+        new_ips = () if deleted or pod.host_network else pod.ips
+        for ip in old.ips if old is not None else ():
+            holder = pod_ip.get(ip)
+            if ip not in new_ips and holder is not None and (holder.namespace, holder.name) == key:
+                pod_ip = pod_ip.delete(ip)
         pods = self._pods.delete(key) if deleted else self._pods.set(key, pod)
-        if not deleted and not pod.host_network:
-            for ip in pod.ips:
-                pod_ip = pod_ip.set(ip, pod)
+        for ip in new_ips:
+            pod_ip = pod_ip.set(ip, pod)
         siblings = tuple(p for p in (self._pods_by_ns.get(pod.namespace) or ()) if p.name != pod.name)
         if not deleted:
             siblings = tuple(sorted((*siblings, pod), key=lambda p: p.name))
