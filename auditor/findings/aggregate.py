@@ -4,6 +4,10 @@
 - totals per key since the aggregator was created (`all()`);
 - deltas per key since the last `drain()`, which is what the store's additive upsert wants
   (counts add up, first_seen is the minimum, last_seen the maximum).
+Merging: counts add, first/last seen widen, the highest severity wins, policies are the union
+in first-seen order (at most MAX_POLICIES_PER_FINDING, so every revision seen stays visible),
+details are updated by newer values, the sample flow is the first one, and message, pod and
+peer come from the most recent finding.
 When `max_keys` totals are held, findings for new keys are not kept; their flows are counted
 in `overflow` (nothing is lost silently).
 """
@@ -12,29 +16,64 @@ from __future__ import annotations
 
 import dataclasses
 
-from auditor.model.findings import Finding, FindingKey
+from auditor.model.findings import Finding, FindingKind
 
 DEFAULT_MAX_KEYS = 50_000
 MAX_POLICIES_PER_FINDING = 8
 
+_Key = tuple[FindingKind, str, str, str, int, str, str]
+
+
+class _Accumulator:
+    """The running merge of every finding seen for one key (mutable; Findings are built on demand)."""
+
+    __slots__ = ("count", "details", "first", "last", "latest", "policies", "sample", "severity")
+
+    def __init__(self, finding: Finding) -> None:
+        self.latest = finding
+        self.count = finding.count
+        self.first = finding.first_seen_ns
+        self.last = finding.last_seen_ns
+        self.severity = finding.severity
+        self.policies: dict[str, None] = dict.fromkeys(finding.policies[:MAX_POLICIES_PER_FINDING])
+        self.details: dict[str, str] = dict(finding.details)
+        self.sample = finding.sample_flow
+
+    def merge(self, finding: Finding) -> None:
+        self.latest = finding
+        self.count += finding.count
+        first = finding.first_seen_ns
+        if first and (not self.first or first < self.first):
+            self.first = first
+        if finding.last_seen_ns > self.last:
+            self.last = finding.last_seen_ns
+        if finding.severity is not self.severity and finding.severity.rank > self.severity.rank:
+            self.severity = finding.severity
+        for policy in finding.policies:
+            if policy not in self.policies and len(self.policies) < MAX_POLICIES_PER_FINDING:
+                self.policies[policy] = None
+        if finding.details:
+            self.details.update(finding.details)
+        if not self.sample:
+            self.sample = finding.sample_flow
+
+    def finding(self) -> Finding:
+        return dataclasses.replace(
+            self.latest, severity=self.severity, count=self.count, first_seen_ns=self.first,
+            last_seen_ns=self.last, policies=tuple(self.policies), sample_flow=self.sample,
+            details=tuple(self.details.items()),
+        )
+
 
 def merge(older: Finding, newer: Finding) -> Finding:
-    """One finding for the same key: counts add, times widen, the newer text and facts win."""
-    policies = tuple(dict.fromkeys(older.policies + newer.policies))[:MAX_POLICIES_PER_FINDING]
-    details = dict(older.details)
-    details.update(newer.details)
-    firsts = [t for t in (older.first_seen_ns, newer.first_seen_ns) if t]
-    severity = newer.severity if newer.severity.rank >= older.severity.rank else older.severity
-    return dataclasses.replace(
-        newer,
-        severity=severity,
-        count=older.count + newer.count,
-        first_seen_ns=min(firsts) if firsts else 0,
-        last_seen_ns=max(older.last_seen_ns, newer.last_seen_ns),
-        policies=policies,
-        sample_flow=older.sample_flow or newer.sample_flow,
-        details=tuple(details.items()),
-    )
+    """One finding for the same key, merged as the aggregator does."""
+    acc = _Accumulator(older)
+    acc.merge(newer)
+    return acc.finding()
+
+
+def _key(f: Finding) -> _Key:
+    return (f.kind, f.namespace, f.workload, f.peer_workload, f.port, f.protocol, f.direction)
 
 
 class FindingAggregator:
@@ -44,8 +83,8 @@ class FindingAggregator:
         if max_keys < 1:
             raise ValueError(f"max_keys must be at least 1, got {max_keys}")
         self._max_keys = max_keys
-        self._totals: dict[FindingKey, Finding] = {}
-        self._pending: dict[FindingKey, Finding] = {}
+        self._totals: dict[_Key, _Accumulator] = {}
+        self._pending: dict[_Key, _Accumulator] = {}
         self.overflow = 0
         """Flows whose findings were not kept because `max_keys` keys were already held."""
         self.new_keys = 0
@@ -56,18 +95,21 @@ class FindingAggregator:
 
     def add(self, finding: Finding) -> bool:
         """Merge one finding; False when it was not kept (key limit reached)."""
-        key = finding.key
+        key = _key(finding)
         total = self._totals.get(key)
         if total is None:
             if len(self._totals) >= self._max_keys:
                 self.overflow += finding.count
                 return False
-            self._totals[key] = finding
+            self._totals[key] = _Accumulator(finding)
             self.new_keys += 1
         else:
-            self._totals[key] = merge(total, finding)
+            total.merge(finding)
         pending = self._pending.get(key)
-        self._pending[key] = finding if pending is None else merge(pending, finding)
+        if pending is None:
+            self._pending[key] = _Accumulator(finding)
+        else:
+            pending.merge(finding)
         return True
 
     def add_all(self, findings: list[Finding]) -> None:
@@ -76,13 +118,13 @@ class FindingAggregator:
 
     def drain(self) -> list[Finding]:
         """Per key touched since the last drain, the finding over that period only (a delta)."""
-        drained = list(self._pending.values())
+        drained = [acc.finding() for acc in self._pending.values()]
         self._pending = {}
         return drained
 
     def all(self) -> list[Finding]:
         """Every kept finding with its totals, most severe first, then most frequent."""
         return sorted(
-            self._totals.values(),
+            (acc.finding() for acc in self._totals.values()),
             key=lambda f: (-f.severity.rank, -f.count, f.kind.value, f.namespace, f.workload, f.peer_workload),
         )
