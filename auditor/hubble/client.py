@@ -227,8 +227,9 @@ class HubbleClient:
         stats.last_flow_time_ns = self._resume.last_ns
         if stats.connected:
             self._down_since_ns = self._clock_ns()
-        stats.connected, stats.last_error = False, reason
+        stats.connected = False
         if not self._closed.is_set():
+            stats.last_error = reason
             log.warning("hubble_disconnected", server=self.config.server, reason=reason)
 
     def _on_rpc_error(self, err: grpc.RpcError) -> None:
@@ -237,7 +238,8 @@ class HubbleClient:
         self._disconnected(f"{code.name}: {details}")
         if self._closed.is_set():
             return
-        hint = tls_failure_hint(details) if self.config.use_tls else None
+        has_cert = bool(self.config.tls_client_cert_file)
+        hint = tls_failure_hint(details, has_client_cert=has_cert) if self.config.use_tls else None
         if hint and self.config.fail_fast_tls and not self._ever_connected:
             raise TLSConfigError(
                 f"TLS connection to {self.config.server} failed: {hint} (grpc: {details})"

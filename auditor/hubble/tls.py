@@ -79,18 +79,28 @@ _HANDSHAKE_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
      "--tls-client-key-file signed by a CA the server trusts"),
     (("UNKNOWN_CA", "unknown ca", "BAD_CERTIFICATE", "bad certificate"),
      "the server rejected the client certificate: it is not signed by a CA the server trusts"),
-    (("Peer name", "hostname mismatch", "does not match"),
+    (("Hostname Verification", "Peer name", "hostname mismatch"),
      "the server certificate does not name the dialled host: set --tls-server-name to a name it carries"),
     (("WRONG_VERSION_NUMBER", "wrong version number"),
      "the server does not speak TLS on this port: drop --tls"),
 )
 
 
-def tls_failure_hint(details: str) -> str | None:
-    """A human explanation when a gRPC error text is a TLS handshake failure, else None."""
+def tls_failure_hint(details: str, *, has_client_cert: bool) -> str | None:
+    """A human explanation when a gRPC error text is a TLS handshake failure, else None.
+
+    A server that refuses our client certificate (or its absence) just closes the connection
+    during the handshake, so a TLS client sees "Socket closed" while connecting.
+    """
     for needles, hint in _HANDSHAKE_HINTS:
         if any(needle in details for needle in needles):
             return hint
+    if "Socket closed" in details and "failed to connect" in details:
+        if has_client_cert:
+            return ("the server closed the connection during the TLS handshake: it does not trust the "
+                    "client certificate in --tls-client-cert-file")
+        return ("the server closed the connection during the TLS handshake: it requires a client "
+                "certificate (mTLS); pass --tls-client-cert-file and --tls-client-key-file")
     if "ssl" in details.lower() or "handshake" in details.lower():
         return "the TLS handshake failed; check --tls, the CA files and the client certificate"
     return None
