@@ -295,9 +295,10 @@ class Reflector:
 
     def _upsert(self, raw: Mapping[str, Any], change_type: ChangeType) -> None:
         obj = self._convert(raw)
-        if obj is None:
-            return
-        self._known[object_key(obj)] = obj
+        key = object_key(obj) if obj is not None else ""
+        if obj is None or self._known.get(key) == obj:
+            return  # unusable, or a replay of what is already known
+        self._known[key] = obj
         self._emit(Change(self._now_ns(), change_type, obj))
 
     def _delete(self, raw: Mapping[str, Any]) -> None:
