@@ -4,7 +4,8 @@
     .venv/bin/python bench/bench_scrape.py [--series 10000] [--repeat 30]
 
 Prints the median and p95 of: building the families (collect), generate_latest (collect + text),
-the OpenMetrics encoding, and a full HTTP GET of /metrics on loopback.
+the OpenMetrics encoding, and a full HTTP GET of /metrics on loopback (plain and gzip, as
+Prometheus asks).
 """
 
 from __future__ import annotations
@@ -86,7 +87,15 @@ def main() -> None:
                 body: bytes = response.read()
                 return body
 
+        def fetch_gzip() -> bytes:
+            request = urllib.request.Request(server.url + "/metrics", headers={"Accept-Encoding": "gzip"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                body: bytes = response.read()
+                return body
+
         report("HTTP GET /metrics", timed(fetch, args.repeat))
+        report("HTTP GET /metrics (gzip)", timed(fetch_gzip, args.repeat))
+        print(f"gzipped size: {len(fetch_gzip()) / 1024:.0f} KiB")
     finally:
         server.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import urllib.error
 import urllib.request
@@ -64,6 +65,13 @@ class TestEndpoints:
         assert status == 200
         assert content_type.startswith("application/openmetrics-text")
         assert body.endswith("# EOF\n")
+
+    def test_metrics_are_gzipped_when_accepted(self, server: MetricsServer) -> None:
+        """A scraper offering gzip (as Prometheus does) gets a gzip-encoded body."""
+        request = urllib.request.Request(server.url + "/metrics", headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            assert b"auditor_build_info" in gzip.decompress(response.read())
 
     def test_healthz_is_ok_while_alive(self, server: MetricsServer) -> None:
         """/healthz answers 200 ok."""

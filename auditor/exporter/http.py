@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 from collections.abc import Callable
@@ -63,7 +64,11 @@ class _Handler(BaseHTTPRequestHandler):
             get_logger("auditor.exporter").exception("metrics encoding failed")
             self._reply(500, f"metrics failed: {exc}\n")
             return
-        self._send(200, body, content_type)
+        encoding = ""
+        if "gzip" in self.headers.get("Accept-Encoding", ""):
+            # Prometheus always offers gzip; 10,000 series are ~1 MiB of text and ~10x less gzipped.
+            body, encoding = gzip.compress(body, compresslevel=1), "gzip"
+        self._send(200, body, content_type, encoding)
 
     def _safe(self, fn: Callable[[], _T], fallback: _T) -> _T:
         try:
@@ -75,9 +80,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, status: int, text: str) -> None:
         self._send(status, text.encode(), "text/plain; charset=utf-8")
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, encoding: str = "") -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
