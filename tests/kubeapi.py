@@ -199,21 +199,26 @@ class KubeAPI:
                     return fault
         return None
 
-    def _list_body(self, resource: str, list_kind: str, api_version: str) -> dict[str, Any]:
+    def _list_body(
+        self, resource: str, list_kind: str, api_version: str, query: dict[str, str]
+    ) -> dict[str, Any]:
+        """One list page; `continue` is "<offset>:<resourceVersion>" (pages are not snapshots here)."""
         hold = self._holds.get(resource)
         if hold is not None:
             hold.wait(10)
         with self._cond:
-            items = []
-            for _, obj in sorted(self._store[resource].items()):
-                item = {k: v for k, v in copy.deepcopy(obj).items() if k not in ("kind", "apiVersion")}
-                items.append(item)
-            return {
-                "kind": list_kind,
-                "apiVersion": api_version,
-                "metadata": {"resourceVersion": str(self._rv)},
-                "items": items,
-            }
+            offset, _, version = query.get("continue", "").partition(":")
+            start = int(offset or 0)
+            limit = int(query.get("limit") or 0) or len(self._store[resource]) + 1
+            page = sorted(self._store[resource].items())[start : start + limit]
+            items = [
+                {k: v for k, v in copy.deepcopy(obj).items() if k not in ("kind", "apiVersion")}
+                for _, obj in page
+            ]
+            metadata = {"resourceVersion": version or str(self._rv)}
+            if start + limit < len(self._store[resource]):
+                metadata["continue"] = f"{start + limit}:{metadata['resourceVersion']}"
+            return {"kind": list_kind, "apiVersion": api_version, "metadata": metadata, "items": items}
 
     def _watch_events(self, resource: str, since: int) -> Iterator[dict[str, Any] | None]:
         """Events for one watch; None means "drop the connection"."""
@@ -300,7 +305,7 @@ def _handler_for(api: KubeAPI) -> type[BaseHTTPRequestHandler]:
             elif watch:
                 self._stream(api._watch_events(resource, int(since or 0)))
             else:
-                self._send_json(200, api._list_body(resource, list_kind, api_version))
+                self._send_json(200, api._list_body(resource, list_kind, api_version, query))
 
         def _send_json(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -129,6 +130,16 @@ class TestInitialList:
         assert watcher.wait_synced(WAIT)
         assert watcher.ready
         assert watcher.status().ready
+
+    def test_lists_are_paged(
+        self, api: KubeAPI, make_watcher: Callable[..., InventoryWatcher], recorder: Recorder
+    ) -> None:
+        """With a page size the list follows `continue` tokens and still sees every object."""
+        api.put("pods", pod("db-1"))
+        watcher = make_watcher(resources=("pods",), settings=replace(FAST, list_page_size=2))
+        assert watcher.wait_synced(WAIT)
+        assert len(api.list_requests("pods")) == 2
+        assert {_key(c) for c in recorder.changes} == {"shop/api-1", "shop/web-1", "shop/db-1"}
 
     def test_change_time_is_the_clock_at_receipt(
         self, make_watcher: Callable[..., InventoryWatcher], recorder: Recorder

@@ -129,19 +129,30 @@ def inventory_error(exc: ApiException, what: str) -> InventoryError:
 
 
 def list_raw(
-    api_client: Any, kind: ResourceKind, *, timeout: float | tuple[float, float]
+    api_client: Any, kind: ResourceKind, *, timeout: float | tuple[float, float], page_size: int = 0
 ) -> tuple[list[Mapping[str, Any]], str]:
-    """List a collection as raw dicts (kind/apiVersion filled in) and the list's resourceVersion."""
-    response = kind.list_call(api_client)(_preload_content=False, _request_timeout=timeout)
-    try:
-        document = json.loads(response.data)
-    finally:
-        response.release_conn()
-    if not isinstance(document, dict) or not isinstance(document.get("items", []), list):
-        raise InventoryError(f"list {kind.resource}: unexpected response {describe(document)}")
-    metadata = document.get("metadata") or {}
-    items = [with_kind(item, kind) for item in document.get("items") or ()]
-    return items, str(metadata.get("resourceVersion") or "")
+    """List a collection as raw dicts (kind/apiVersion filled in) and the list's resourceVersion.
+
+    With `page_size` the list is fetched in pages (limit/continue); the pages form one
+    consistent snapshot at the first page's resourceVersion.
+    """
+    items: list[Mapping[str, Any]] = []
+    token, version = "", ""
+    while True:
+        paging = {"limit": page_size, "_continue": token or None} if page_size else {}
+        response = kind.list_call(api_client)(_preload_content=False, _request_timeout=timeout, **paging)
+        try:
+            document = json.loads(response.data)
+        finally:
+            response.release_conn()
+        if not isinstance(document, dict) or not isinstance(document.get("items") or [], list):
+            raise InventoryError(f"list {kind.resource}: unexpected response {describe(document)}")
+        metadata = document.get("metadata") or {}
+        version = version or str(metadata.get("resourceVersion") or "")
+        items.extend(with_kind(item, kind) for item in document.get("items") or ())
+        token = str(metadata.get("continue") or "")
+        if not token:
+            return items, version
 
 
 def with_kind(item: Any, kind: ResourceKind) -> Any:

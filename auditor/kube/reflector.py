@@ -42,6 +42,9 @@ class WatchSettings:
     read_slack_seconds: float = 30.0
     """The client's read timeout is the watch timeout plus this."""
     list_timeout_seconds: float = 60.0
+    """Per list page."""
+    list_page_size: int = 500
+    """Objects per list page (limit/continue), as client-go's reflector pages; 0 lists in one response."""
     connect_timeout_seconds: float = 10.0
 
 
@@ -180,7 +183,9 @@ class Reflector:
     def _list(self) -> None:
         timeout = (self._settings.connect_timeout_seconds, self._settings.list_timeout_seconds)
         try:
-            items, version = list_raw(self._api, self.kind, timeout=timeout)
+            items, version = list_raw(
+                self._api, self.kind, timeout=timeout, page_size=self._settings.list_page_size
+            )
         except ApiException as exc:
             raise inventory_error(exc, f"list {self.kind.resource}") from exc
         now = self._now_ns()
