@@ -2,16 +2,18 @@
 
 `google.protobuf.json_format.ParseDict` walks every field in pure Python and manages only
 ~6,000 Hubble lines/s here.  This module compiles, once per message type, a table from JSON key
-to (field name, converter) and turns a decoded JSON object into nested constructor keyword
-arguments, so the upb runtime builds the whole message in a single C call.
+to (field name, fast JSON type, converter) and turns a decoded JSON object into nested
+constructor keyword arguments, so the upb runtime builds the whole message in one C call.
+Values whose JSON type is already what the constructor takes (strings, plain integers, bools,
+lists of strings) are passed straight through; upb checks them again (ranges, element types).
 
 Semantics follow protojson as Hubble writes it (`UseProtoNames`): proto names and lowerCamel
 JSON names are both accepted, 64-bit integers may be strings, enums are names (or numbers),
 Timestamps are RFC 3339, wrappers are bare values, `null` means "not set".  Unknown keys are
 ignored (newer Cilium adds fields).  An unknown enum *name* does not fail the message: the field
-is left at its zero value and the problem is appended to the caller's `notes` list.  Anything
-else that does not fit (wrong JSON type, bad number, bad timestamp) raises `JsonShapeError`
-naming the field path.  `google.protobuf.Any` values are dropped (their types are not ours).
+is left at its zero value and a note is appended to the caller's `notes`.  Anything else that
+does not fit raises `JsonShapeError` naming the field path (built only when there is an error).
+`google.protobuf.Any` values are dropped (their types are not ours).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-Converter = Callable[[Any, str, list[str]], Any]
-"""(json value, field path, notes) -> value the message constructor accepts."""
+Note = list[str]
+"""[field path, what is odd]; the path is completed on the way back up."""
+Converter = Callable[[Any, list[Note]], Any]
+"""(json value, notes) -> value the message constructor accepts, or _SKIP."""
 
 _SKIP: Any = object()
 """Returned by a converter when the field is to be left unset."""
@@ -43,7 +47,22 @@ _WRAPPERS = frozenset({
 
 
 class JsonShapeError(ValueError):
-    """A JSON value does not fit the protobuf field it is meant for."""
+    """A JSON value does not fit the protobuf field it is meant for; `path` names the field."""
+
+    def __init__(self, reason: str, path: str = "") -> None:
+        self.reason = reason
+        self.path = path
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+    def under(self, key: str) -> JsonShapeError:
+        """The same error seen from the enclosing object, whose field `key` held the value."""
+        return JsonShapeError(self.reason, _join(key, self.path))
+
+
+def _join(key: str, path: str) -> str:
+    if not path:
+        return key
+    return f"{key}{path}" if path.startswith("[") else f"{key}.{path}"
 
 
 def _describe(value: Any) -> str:
@@ -51,7 +70,7 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _to_int(value: Any, path: str, notes: list[str]) -> Any:
+def _to_int(value: Any, notes: list[Note]) -> Any:
     if type(value) is int:
         return value
     if isinstance(value, str):
@@ -61,36 +80,36 @@ def _to_int(value: Any, path: str, notes: list[str]) -> Any:
             pass
     elif isinstance(value, float) and value.is_integer():
         return int(value)
-    raise JsonShapeError(f"{path}: expected an integer, got {_describe(value)}")
+    raise JsonShapeError(f"expected an integer, got {_describe(value)}")
 
 
-def _to_float(value: Any, path: str, notes: list[str]) -> Any:
+def _to_float(value: Any, notes: list[Note]) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if value in ("NaN", "Infinity", "-Infinity"):
         return float(value)
-    raise JsonShapeError(f"{path}: expected a number, got {_describe(value)}")
+    raise JsonShapeError(f"expected a number, got {_describe(value)}")
 
 
-def _to_str(value: Any, path: str, notes: list[str]) -> Any:
+def _to_str(value: Any, notes: list[Note]) -> Any:
     if isinstance(value, str):
         return value
-    raise JsonShapeError(f"{path}: expected a string, got {_describe(value)}")
+    raise JsonShapeError(f"expected a string, got {_describe(value)}")
 
 
-def _to_bool(value: Any, path: str, notes: list[str]) -> Any:
+def _to_bool(value: Any, notes: list[Note]) -> Any:
     if isinstance(value, bool):
         return value
-    raise JsonShapeError(f"{path}: expected true or false, got {_describe(value)}")
+    raise JsonShapeError(f"expected true or false, got {_describe(value)}")
 
 
-def _to_bytes(value: Any, path: str, notes: list[str]) -> Any:
+def _to_bytes(value: Any, notes: list[Note]) -> Any:
     if isinstance(value, str):
         try:
             return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_" if "-" in value else None)
         except ValueError:
             pass
-    raise JsonShapeError(f"{path}: expected base64 bytes, got {_describe(value)}")
+    raise JsonShapeError(f"expected base64 bytes, got {_describe(value)}")
 
 
 def _enum_converter(field: FieldDescriptor) -> Converter:
@@ -98,16 +117,16 @@ def _enum_converter(field: FieldDescriptor) -> Converter:
     assert enum_type is not None
     by_name = {value.name: value.number for value in enum_type.values}
 
-    def convert(value: Any, path: str, notes: list[str]) -> Any:
+    def convert(value: Any, notes: list[Note]) -> Any:
         if isinstance(value, str):
             number = by_name.get(value)
             if number is None:
-                notes.append(f"{path}: unknown {enum_type.full_name} name {value!r} (left unset)")
+                notes.append(["", f"unknown {enum_type.full_name} name {value!r} (left unset)"])
                 return _SKIP
             return number
         if type(value) is int:
             return value
-        raise JsonShapeError(f"{path}: expected a {enum_type.full_name} name, got {_describe(value)}")
+        raise JsonShapeError(f"expected a {enum_type.full_name} name, got {_describe(value)}")
 
     return convert
 
@@ -142,7 +161,7 @@ def parse_timestamp(text: str) -> tuple[int, int]:
     return seconds - int(offset.total_seconds()), nanos
 
 
-def _to_timestamp(value: Any, path: str, notes: list[str]) -> Any:
+def _to_timestamp(value: Any, notes: list[Note]) -> Any:
     if isinstance(value, str):
         try:
             seconds, nanos = parse_timestamp(value)
@@ -150,54 +169,69 @@ def _to_timestamp(value: Any, path: str, notes: list[str]) -> Any:
             pass
         else:
             return {"seconds": seconds, "nanos": nanos}
-    raise JsonShapeError(f"{path}: expected an RFC 3339 timestamp, got {_describe(value)}")
+    raise JsonShapeError(f"expected an RFC 3339 timestamp, got {_describe(value)}")
 
 
-def _skip(value: Any, path: str, notes: list[str]) -> Any:
+def _skip(value: Any, notes: list[Note]) -> Any:
     return _SKIP
 
 
-def _scalar_converter(field: FieldDescriptor) -> Converter:
+def _scalar_converter(field: FieldDescriptor) -> tuple[type | None, Converter]:
+    """(JSON type that needs no conversion, converter) for a singular scalar field."""
     if field.type == FieldDescriptor.TYPE_ENUM:
-        return _enum_converter(field)
+        return None, _enum_converter(field)
     if field.type in _INT_TYPES:
-        return _to_int
+        return int, _to_int
     if field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
-        return _to_float
+        return None, _to_float
     if field.type == FieldDescriptor.TYPE_BOOL:
-        return _to_bool
+        return bool, _to_bool
     if field.type == FieldDescriptor.TYPE_BYTES:
-        return _to_bytes
-    return _to_str
+        return None, _to_bytes
+    return str, _to_str
 
 
-def _field_converter(field: FieldDescriptor) -> Converter:
+def _field_converter(field: FieldDescriptor) -> tuple[type | None, Converter]:
     if field.message_type is None:
         return _scalar_converter(field)
     name = field.message_type.full_name
     if name == "google.protobuf.Timestamp":
-        return _to_timestamp
+        return None, _to_timestamp
     if name in _WRAPPERS:
-        inner = _scalar_converter(field.message_type.fields_by_name["value"])
+        _, inner = _scalar_converter(field.message_type.fields_by_name["value"])
 
-        def wrapper(value: Any, path: str, notes: list[str]) -> Any:
-            converted = inner(value, path, notes)
+        def wrapper(value: Any, notes: list[Note]) -> Any:
+            converted = inner(value, notes)
             return _SKIP if converted is _SKIP else {"value": converted}
 
-        return wrapper
+        return None, wrapper
     if name.startswith("google.protobuf."):
-        return _skip  # Any, FieldMask, ...: not part of what we read from JSON
-    return message_converter(field.message_type)
+        return None, _skip  # Any, FieldMask, ...: not part of what we read from JSON
+    return None, message_converter(field.message_type)
 
 
 def _repeated(convert: Converter) -> Converter:
-    def repeated(value: Any, path: str, notes: list[str]) -> Any:
+    def repeated(value: Any, notes: list[Note]) -> Any:
         if not isinstance(value, list):
-            raise JsonShapeError(f"{path}: expected a list, got {_describe(value)}")
-        items = [convert(item, f"{path}[{index}]", notes) for index, item in enumerate(value)]
-        return [item for item in items if item is not _SKIP]
+            raise JsonShapeError(f"expected a list, got {_describe(value)}")
+        items = []
+        for index, item in enumerate(value):
+            mark = len(notes)
+            try:
+                converted = convert(item, notes)
+            except JsonShapeError as exc:
+                raise exc.under(f"[{index}]") from None
+            _prefix_notes(notes, mark, f"[{index}]")
+            if converted is not _SKIP:
+                items.append(converted)
+        return items
 
     return repeated
+
+
+def _prefix_notes(notes: list[Note], start: int, key: str) -> None:
+    for note in notes[start:]:
+        note[0] = _join(key, note[0])
 
 
 _MESSAGE_CONVERTERS: dict[str, Converter] = {}
@@ -208,27 +242,39 @@ def message_converter(descriptor: Descriptor | Any) -> Converter:
     cached = _MESSAGE_CONVERTERS.get(descriptor.full_name)
     if cached is not None:
         return cached
-    table: dict[str, tuple[str, Converter]] = {}
+    table: dict[str, tuple[str, type | None, Converter]] = {}
 
-    def convert(value: Any, path: str, notes: list[str]) -> Any:
-        if not isinstance(value, dict):
-            raise JsonShapeError(f"{path}: expected an object, got {_describe(value)}")
+    def convert(value: Any, notes: list[Note]) -> Any:
+        if type(value) is not dict:
+            raise JsonShapeError(f"expected an object, got {_describe(value)}")
         kwargs: dict[str, Any] = {}
+        mark = len(notes)
         for key, item in value.items():
             entry = table.get(key)
             if entry is None or item is None:
                 continue
-            name, field_convert = entry
-            converted = field_convert(item, f"{path}.{key}" if path else key, notes)
+            name, plain, field_convert = entry
+            if type(item) is plain:
+                kwargs[name] = item
+                continue
+            try:
+                converted = field_convert(item, notes)
+            except JsonShapeError as exc:
+                raise exc.under(key) from None
+            if len(notes) != mark:
+                _prefix_notes(notes, mark, key)
+                mark = len(notes)
             if converted is not _SKIP:
                 kwargs[name] = converted
         return kwargs
 
     _MESSAGE_CONVERTERS[descriptor.full_name] = convert  # before recursing: messages may nest
     for field in descriptor.fields:
-        field_convert = _field_converter(field)
+        plain, field_convert = _field_converter(field)
         if field.is_repeated:
+            # a list of strings goes straight to upb, which type-checks each element
+            plain = list if plain is str else None
             field_convert = _repeated(field_convert)
-        table[field.name] = (field.name, field_convert)
-        table.setdefault(field.json_name, (field.name, field_convert))
+        table[field.name] = (field.name, plain, field_convert)
+        table.setdefault(field.json_name, (field.name, plain, field_convert))
     return convert
