@@ -20,6 +20,7 @@ from auditor.findings.runtime import (
     deciding_side,
     denied_finding,
     is_dns_traffic,
+    stamp,
     unexpected_allow,
     unprotected_findings,
 )
@@ -32,6 +33,8 @@ from auditor.model.flows import Flow
 from auditor.policy.state import ClusterState
 
 RESOLVE_CACHE_MAX = 65_536
+OUTCOME_CACHE_MAX = 16_384
+"""Judged outcomes kept per (class, verdict, direction, state revisions, endpoints, port, protocol)."""
 
 
 class StateHistory(Protocol):
@@ -91,6 +94,7 @@ class Correlator:
         self._dedup = dedup or DropDeduplicator()
         self._dns = dns_cache or DnsQueryCache()
         self._resolved: dict[tuple[object, ...], Resolved] = {}
+        self._outcomes: dict[tuple[object, ...], _Outcome] = {}
         self.stats = CorrelatorStats()
 
     def process(self, event: FlowEvent) -> list[Finding]:
@@ -126,14 +130,20 @@ class Correlator:
         if src.subject is None or dst.subject is None:
             stats.unresolved += 1
             return []
-        decision = self._engine.decide(state, src.subject, dst.subject, flow.destination.port,
-                                       flow.protocol.value)
-        side = deciding_side(flow, decision, dst.pod_subject is not None)
-        judged = Judged(flow, src, dst, decision, side)
         stats.judged += 1
-        if kind is FlowClass.ALLOWED:
-            return self._allowed(judged, state)
-        return self._denied(judged, audited=kind is FlowClass.AUDITED)
+        if not _cacheable(flow):
+            return self._apply(self._judge(kind, flow, state, src, dst))
+        key = (kind, flow.verdict, flow.direction, state.revision, self._history.latest().revision, src.peer,
+               dst.peer, flow.source.ip, flow.destination.ip, flow.destination.port, flow.protocol)
+        outcome = self._outcomes.get(key)
+        if outcome is None:
+            if len(self._outcomes) >= OUTCOME_CACHE_MAX:
+                self._outcomes.clear()
+            outcome = self._judge(kind, flow, state, src, dst)
+            self._outcomes[key] = outcome
+            return self._apply(outcome)
+        found = self._apply(outcome)
+        return [stamp(template, flow) for template in found]
 
     def _resolve(self, flow: Flow, state: ClusterState, *, source: bool) -> Resolved:
         endpoint = flow.source if source else flow.destination
@@ -147,6 +157,31 @@ class Correlator:
             self._resolved[key] = hit
         return hit
 
+    def _judge(self, kind: FlowClass, flow: Flow, state: ClusterState, src: Resolved, dst: Resolved
+               ) -> _Outcome:
+        source, destination = src.subject, dst.subject
+        assert source is not None
+        assert destination is not None
+        decision = self._engine.decide(state, source, destination, flow.destination.port, flow.protocol.value)
+        side = deciding_side(flow, decision, dst.pod_subject is not None)
+        judged = Judged(flow, src, dst, decision, side)
+        if kind is FlowClass.ALLOWED:
+            return self._allowed(judged, state)
+        return self._denied(judged, audited=kind is FlowClass.AUDITED)
+
+    def _apply(self, outcome: _Outcome) -> list[Finding]:
+        """Count one occurrence of `outcome` in the stats; its findings."""
+        stats = self.stats
+        if outcome.verdict_key is not None:
+            stats.policy_verdicts[outcome.verdict_key] += 1
+        if outcome.drop_key is not None:
+            stats.policy_drops[outcome.drop_key] += 1
+        if outcome.dns_key is not None:
+            stats.dns_denials[outcome.dns_key] += 1
+        if outcome.health_key is not None:
+            stats.health_check_drops[outcome.health_key] += 1
+        return list(outcome.findings)
+
     def _dns_response(self, flow: Flow, src: Resolved, dst: Resolved) -> list[Finding]:
         if not is_refused_by_proxy(flow):
             self.stats.skipped["dns-response"] += 1
@@ -158,40 +193,57 @@ class Correlator:
         self.stats.dns_denials[(finding.namespace, finding.workload)] += 1
         return [finding]
 
-    def _allowed(self, judged: Judged, state: ClusterState) -> list[Finding]:
-        self._count_verdict(judged, allowed=True)
+    def _allowed(self, judged: Judged, state: ClusterState) -> _Outcome:
         found = unprotected_findings(judged)
         if not judged.model_allows:
             found.append(unexpected_allow(judged, lambda ns, name: state.policy(ns, name) is not None))
-        return found
+        return _Outcome(tuple(found), verdict_key=_verdict_key(judged, allowed=True))
 
-    def _denied(self, judged: Judged, *, audited: bool) -> list[Finding]:
-        self._count_verdict(judged, allowed=False)
+    def _denied(self, judged: Judged, *, audited: bool) -> _Outcome:
         main = denied_finding(judged, audited=audited)
         found = [main]
         expected = main.kind is FindingKind.POLICY_DROP
-        self.stats.policy_drops[(main.namespace, main.workload, main.direction, expected)] += 1
+        dns_key = health_key = None
         if is_dns_traffic(judged.flow):
             dns = dns_denied_by_policy(judged, self._dns.query_for(judged.flow))
             if dns is not None:
-                self.stats.dns_denials[(dns.namespace, dns.workload)] += 1
+                dns_key = (dns.namespace, dns.workload)
                 found.append(dns)
         target = judged.dst.pod_subject
         if target is not None:
             latest = self._history.latest().pod(target.pod.namespace, target.pod.name)
             health = health_check_blocked(judged, latest)
             if health is not None:
-                self.stats.health_check_drops[(health.namespace, health.workload, health.port)] += 1
+                health_key = (health.namespace, health.workload, health.port)
                 found.append(health)
-        return found
+        return _Outcome(tuple(found), verdict_key=_verdict_key(judged, allowed=False),
+                        drop_key=(main.namespace, main.workload, main.direction, expected),
+                        dns_key=dns_key, health_key=health_key)
 
-    def _count_verdict(self, judged: Judged, *, allowed: bool) -> None:
-        side = judged.side_decision
-        primary = _primary(side, allowed)
-        if primary is None or side.enforcement is not Enforcement.ENFORCED:
-            return
-        action = "allowed" if allowed else "dropped"
-        self.stats.policy_verdicts[(primary.namespace, primary.name, judged.side.value, action)] += 1
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What one judged flow yields: findings (stamped with its time) and the counters it bumps."""
+
+    findings: tuple[Finding, ...]
+    verdict_key: tuple[str, str, str, str] | None = None
+    drop_key: tuple[str, str, str, bool] | None = None
+    dns_key: tuple[str, str] | None = None
+    health_key: tuple[str, str, int] | None = None
+
+
+def _cacheable(flow: Flow) -> bool:
+    """Flows whose findings depend only on the outcome key (no L7, DNS query or Cilium policy names)."""
+    return (flow.l7 is None and not flow.ingress_allowed_by and not flow.egress_allowed_by
+            and not flow.ingress_denied_by and not flow.egress_denied_by and not is_dns_traffic(flow))
+
+
+def _verdict_key(judged: Judged, *, allowed: bool) -> tuple[str, str, str, str] | None:
+    side = judged.side_decision
+    primary = _primary(side, allowed)
+    if primary is None or side.enforcement is not Enforcement.ENFORCED:
+        return None
+    return (primary.namespace, primary.name, judged.side.value, "allowed" if allowed else "dropped")
 
 
 def _primary(side: SideDecision, allowed: bool) -> PolicyId | None:

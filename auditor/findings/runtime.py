@@ -64,12 +64,27 @@ def deciding_side(flow: Flow, decision: Decision, dst_is_pod: bool) -> Direction
     return Direction.EGRESS
 
 
+_last_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def sample_of(flow: Flow) -> str:
     """The flow's uuid, else its time in RFC 3339 with nanoseconds."""
     if flow.uuid:
         return flow.uuid
     seconds, nanos = divmod(flow.time_ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+    cached_second, prefix = _last_second[0]
+    if cached_second != seconds:  # flows come in time order: format each second once
+        prefix = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _last_second[0] = (seconds, prefix)
+    return f"{prefix}.{nanos:09d}Z"
+
+
+def stamp(template: Finding, flow: Flow) -> Finding:
+    """`template` (a finding of an identical earlier flow) as a finding of `flow`: its time and sample."""
+    t = template
+    return Finding(t.kind, t.severity, t.namespace, t.workload, t.message, t.pod, t.peer, t.peer_workload,
+                   t.port, t.protocol, t.direction, t.policies, 1, flow.time_ns, flow.time_ns, sample_of(flow),
+                   t.details)
 
 
 def endpoint_text(flow: Flow, src: Resolved, dst: Resolved) -> str:
