@@ -86,7 +86,7 @@ def describe_error(exc: Exception) -> str:
         return f"not UTF-8 text (binary data?) at byte {exc.start + 1} of the line"
     if isinstance(exc, json.JSONDecodeError):
         if exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated"):
-            return f"invalid JSON: line ends early (truncated?): {exc.msg}"
+            return f"invalid JSON: line ends early (truncated?) after {len(exc.doc.rstrip())} characters"
         return f"invalid JSON: {exc.msg} at column {exc.colno}"
     return str(exc) or type(exc).__name__
 
