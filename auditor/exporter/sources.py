@@ -23,10 +23,10 @@ _NS_PER_S = 1_000_000_000
 
 def with_source(snapshot: MetricsSnapshot, stats: SourceStats) -> MetricsSnapshot:
     """Hubble stream health: up, reconnects, lost events, nodes by state, last flow, bad input."""
-    with stats._lock:  # the source mutates its dicts under this lock (record_error)
-        lost = dict(stats.lost_events)
-        node_states = Counter(stats.node_states.values())
-        bad_lines = stats.bad_lines
+    stats = stats.snapshot()
+    lost = stats.lost_events
+    node_states = Counter(stats.node_states.values())
+    bad_lines = stats.bad_lines
     return dataclasses.replace(
         snapshot,
         hubble_up=stats.connected,

@@ -37,6 +37,35 @@ class SourceStats:
     """(from_ns, to_ns) windows known to be missing: lost events, disconnections."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def add_lost(self, source: str, count: int) -> None:
+        """Count events Hubble reported lost at `source`."""
+        with self._lock:
+            self.lost_events[source] = self.lost_events.get(source, 0) + count
+
+    def set_node_state(self, node: str, state: str) -> None:
+        with self._lock:
+            self.node_states[node] = state
+
+    def add_gap(self, from_ns: int, to_ns: int) -> None:
+        with self._lock:
+            self.gaps.append((from_ns, to_ns))
+
+    def snapshot(self) -> SourceStats:
+        """A consistent copy for readers in other threads (the exporter, summaries)."""
+        with self._lock:
+            return SourceStats(
+                flows=self.flows,
+                lost_events=dict(self.lost_events),
+                bad_lines=self.bad_lines,
+                errors=list(self.errors),
+                last_flow_time_ns=self.last_flow_time_ns,
+                connected=self.connected,
+                reconnects=self.reconnects,
+                duplicates_dropped=self.duplicates_dropped,
+                node_states=dict(self.node_states),
+                gaps=list(self.gaps),
+            )
+
     def record_error(self, message: str) -> None:
         """Count one bad input item and keep its message if there is room."""
         with self._lock:
