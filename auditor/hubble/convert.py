@@ -167,23 +167,27 @@ def _tcp_flags(flags: Any) -> frozenset[str]:
     return found
 
 
+_NO_L4 = (Protocol.UNKNOWN, 0, 0, _NO_FLAGS, 0, 0)
+
+
+def _layer4(l4: Any) -> tuple[Protocol, int, int, frozenset[str], int, int]:
+    """(protocol, source port, destination port, TCP flags, ICMP type, ICMP code) of a Layer4."""
+    kind = l4.WhichOneof("protocol")
+    if kind is None:
+        return _NO_L4
+    layer = getattr(l4, kind)
+    if kind == "TCP":
+        return Protocol.TCP, layer.source_port, layer.destination_port, _tcp_flags(layer.flags), 0, 0
+    if kind in _PORTED:
+        return _PORTED[kind], layer.source_port, layer.destination_port, _NO_FLAGS, 0, 0
+    if kind == "ICMPv4" or kind == "ICMPv6":
+        return _PORTLESS[kind], 0, 0, _NO_FLAGS, layer.type, layer.code
+    return _PORTLESS[kind], 0, 0, _NO_FLAGS, 0, 0
+
+
 def flow_from_proto(msg: Any, *, node_name: str = "", response_time_ns: int = 0) -> Flow:
     """Convert a `flow.Flow` message; node name and time fall back to the enclosing response's."""
-    l4 = msg.l4
-    kind = l4.WhichOneof("protocol")
-    src_port = dst_port = icmp_type = icmp_code = 0
-    flags = _NO_FLAGS
-    protocol = Protocol.UNKNOWN
-    if kind in _PORTED:
-        layer = getattr(l4, kind)
-        src_port, dst_port, protocol = layer.source_port, layer.destination_port, _PORTED[kind]
-        if kind == "TCP":
-            flags = _tcp_flags(layer.flags)
-    elif kind is not None:
-        protocol = _PORTLESS[kind]
-        if kind == "ICMPv4" or kind == "ICMPv6":
-            layer = getattr(l4, kind)
-            icmp_type, icmp_code = layer.type, layer.code
+    protocol, src_port, dst_port, flags, icmp_type, icmp_code = _layer4(msg.l4)
     ip = msg.IP
     event_type = msg.event_type
     drop = msg.drop_reason_desc or msg.drop_reason
