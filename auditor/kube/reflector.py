@@ -245,8 +245,7 @@ class Reflector:
                 raise ResourceGoneError() from exc
             raise inventory_error(exc, f"watch {self.kind.resource}") from exc
         self._set_response(response)
-        with self.stats.lock:
-            self.stats.up = True
+        self._mark_current()
         started, events = time.monotonic(), 0
         try:
             for line in response_lines(response):
@@ -257,7 +256,14 @@ class Reflector:
         finally:
             self._set_response(None)
             response.release_conn()
+        self._mark_current()
         return events > 0 or time.monotonic() - started >= 1.0
+
+    def _mark_current(self) -> None:
+        """A watch that opened or ended cleanly means the state was current at this moment."""
+        with self.stats.lock:
+            self.stats.up = True
+            self.stats.last_sync_time_ns = self._now_ns()
 
     def _set_response(self, response: Any) -> None:
         with self._response_lock:
