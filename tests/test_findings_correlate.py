@@ -222,3 +222,13 @@ class TestTimeAwareness:
         assert FindingKind.UNEXPECTED_ALLOW not in kinds(before)
         assert kinds(after) == [FindingKind.POLICY_DROP]
         assert after[0].policies == ("shop/api-in@2",)
+
+
+class TestAuditMode:
+    def test_audit_verdict_is_reported_but_not_counted_as_a_drop(self) -> None:
+        """A policy-verdict AUDIT gives a finding marked audit-mode and no policy_drops count."""
+        c = correlator(WEB, API, WORKER, API_FROM_WEB)
+        audited = flow(ep(WORKER), ep(API, 8080), verdict=Verdict.AUDIT, event=EventType.POLICY_VERDICT)
+        [finding] = [f for f in c.process(audited) if f.kind is FindingKind.POLICY_DROP]
+        assert finding.detail("audit-mode") == "true"
+        assert sum(c.stats.policy_drops.values()) == 0

@@ -216,6 +216,8 @@ class Correlator:
             if health is not None:
                 health_key = (health.namespace, health.workload, health.port)
                 found.append(health)
+        if audited:  # audit mode let it through: not a drop, so not counted as one
+            return _Outcome(tuple(found), dns_key=dns_key, health_key=health_key)
         return _Outcome(tuple(found), verdict_key=_verdict_key(judged, allowed=False),
                         drop_key=(main.namespace, main.workload, main.direction, expected),
                         dns_key=dns_key, health_key=health_key)
