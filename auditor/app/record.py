@@ -1,0 +1,160 @@
+"""`auditor record`: capture a live cluster's inventory for offline use.
+
+Writes the state at the moment every initial list is in as a `kind: List` snapshot (YAML, or
+JSON when the file name ends in `.json`), then appends every later change as a
+`--cluster-events` line until the duration ends or SIGINT/SIGTERM arrives.  The pair is what
+`auditor explain/audit/report --manifests SNAPSHOT --cluster-events EVENTS` read.  Objects are
+written minimally (`auditor.kube.export`): no images, env or other pod spec fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+import yaml
+
+from auditor.errors import ConfigError, InventoryError
+from auditor.kube.client import DEFAULT_RESOURCES, ApiClientFactory, api_client_factory
+from auditor.kube.events import write_cluster_event
+from auditor.kube.export import object_to_dict
+from auditor.kube.stats import InventoryStatus
+from auditor.kube.watch import InventoryWatcher
+from auditor.model.k8s import Change, ChangeType, KubeObject
+
+_KIND_ORDER = {"Namespace": 0, "Node": 1, "Pod": 2, "NetworkPolicy": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOptions:
+    """What the command line asked for."""
+
+    snapshot: str
+    events: str
+    duration_seconds: float | None = None
+    """None records until stopped."""
+    sync_timeout_seconds: float = 60.0
+    kubeconfig: str | None = None
+    context: str | None = None
+    in_cluster: bool | None = None
+    resources: tuple[str, ...] = DEFAULT_RESOURCES
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    objects: int
+    """Objects in the snapshot."""
+    changes: int
+    """Change lines written after it."""
+    status: InventoryStatus
+
+
+class Recording:
+    """The watcher's sink: folds changes into the snapshot state until live, then writes event lines."""
+
+    def __init__(self, events: IO[str]) -> None:
+        self._events = events
+        self._lock = threading.Lock()
+        self._state: dict[tuple[str, str], KubeObject] = {}
+        self._live = False
+        self.changes = 0
+
+    def __call__(self, change: Change) -> None:
+        with self._lock:
+            if self._live:
+                write_cluster_event(self._events, change.time_ns, change.type, object_to_dict(change.obj))
+                self._events.flush()
+                self.changes += 1
+                return
+            key = (type(change.obj).__name__, _key(change.obj))
+            if change.type is ChangeType.DELETED:
+                self._state.pop(key, None)
+            else:
+                self._state[key] = change.obj
+
+    def go_live(self) -> list[KubeObject]:
+        """Switch to writing events; return the snapshot state, sorted by kind and name."""
+        with self._lock:
+            self._live = True
+            return [self._state[k] for k in sorted(self._state, key=lambda k: (_KIND_ORDER.get(k[0], 9), k[1]))]
+
+
+def _key(obj: KubeObject) -> str:
+    namespace = getattr(obj, "namespace", "")
+    return f"{namespace}/{obj.name}" if namespace else obj.name
+
+
+def write_snapshot(path: str, objects: list[KubeObject]) -> None:
+    """Write a `kind: List` of minimal manifests atomically (temp file, then rename)."""
+    document = {"apiVersion": "v1", "kind": "List", "items": [object_to_dict(o) for o in objects]}
+    temporary = f"{path}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            if path.endswith(".json"):
+                json.dump(document, handle, indent=1)
+            else:
+                yaml.safe_dump(document, handle, sort_keys=False)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write snapshot {path}: {exc}") from exc
+
+
+def _unsynced(status: InventoryStatus) -> str:
+    parts = [
+        f"{name} ({resource.last_error or 'no answer'})"
+        for name, resource in status.resources.items()
+        if not resource.synced
+    ]
+    return ", ".join(parts)
+
+
+def record(
+    options: RecordOptions,
+    *,
+    factory: ApiClientFactory | None = None,
+    stop: threading.Event | None = None,
+    on_snapshot: Callable[[int], None] | None = None,
+) -> RecordOutcome:
+    """Record until the duration ends or `stop` is set.  InventoryError when the lists never come in."""
+    factory = factory or api_client_factory(
+        kubeconfig=options.kubeconfig, context=options.context, in_cluster=options.in_cluster
+    )
+    stop = stop or threading.Event()
+    try:
+        events = open(options.events, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally below
+    except OSError as exc:
+        raise ConfigError(f"cannot write events file {options.events}: {exc}") from exc
+    recording = Recording(events)
+    watcher = InventoryWatcher(factory, recording, resources=options.resources)
+    try:
+        watcher.start()
+        if not watcher.wait_synced(options.sync_timeout_seconds):
+            waited = f"{options.sync_timeout_seconds:g}s"
+            raise InventoryError(f"the inventory did not sync within {waited}: {_unsynced(watcher.status())}")
+        objects = recording.go_live()
+        write_snapshot(options.snapshot, objects)
+        if on_snapshot is not None:
+            on_snapshot(len(objects))
+        _wait(stop, options.duration_seconds)
+    finally:
+        watcher.stop()
+        events.close()
+    return RecordOutcome(objects=len(objects), changes=recording.changes, status=watcher.status())
+
+
+def _wait(stop: threading.Event, duration: float | None) -> None:
+    """Block until `stop` is set, the duration passes, or SIGINT/SIGTERM (main thread only)."""
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_args: stop.set())
+    try:
+        stop.wait(duration)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
