@@ -53,6 +53,14 @@ class TestRoundTrip:
         assert got == expected
         assert client.stats.flows == len(expected)
 
+    def test_unix_socket(self, tmp_path: Path) -> None:
+        """A unix:///path server (a node's hubble.sock) is dialled like host:port."""
+        address = f"unix://{tmp_path}/hubble.sock"
+        with ReplayServer(responses=[flow_response(i) for i in range(3)], listen=address) as server:
+            assert server.address == address
+            got = take(HubbleClient(fast_config(address)), 3)
+        assert [event.uuid for event in got if isinstance(event, Flow)] == ["uuid-0", "uuid-1", "uuid-2"]
+
     def test_request_carries_filters_and_follow(self) -> None:
         """The GetFlows request follows and carries the configured allow and deny filters."""
         client = HubbleClient(fast_config("127.0.0.1:1", allow_filters=('{"verdict":["DROPPED"]}',),
