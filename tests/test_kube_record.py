@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def kubeconfig(tmp_path: Path, server: str) -> str:
 
 
 @pytest.fixture(name="api")
-def _api() -> object:
+def _api() -> Iterator[KubeAPI]:
     api = KubeAPI().start()
     api.put("namespaces", {"metadata": {"name": "shop"}})
     api.put("pods", {"metadata": {"name": "api-1", "namespace": "shop", "labels": {"app": "api"}}})
