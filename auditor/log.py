@@ -34,7 +34,11 @@ def configure(*, fmt: LogFormat = "auto", level: str = "info") -> None:
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    """A logger bound with `logger=name`."""
-    # `logger` cannot be passed to structlog.get_logger: it collides with wrap_logger's own argument.
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger().bind(logger=name)
+    """A lazy logger bound with `component=name`.
+
+    It stays a lazy proxy (no `.bind()` here), so module-level loggers pick up the
+    configuration `configure()` installs later.  (`logger=` cannot be used as the key: it
+    collides with structlog.wrap_logger's own parameter.)
+    """
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(component=name)
     return logger

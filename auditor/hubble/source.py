@@ -77,7 +77,10 @@ class SourceStats:
 class FlowSource(Protocol):
     """Yields flow events in stream order until exhausted or closed."""
 
-    stats: SourceStats
+    @property
+    def stats(self) -> SourceStats:
+        """Counters of this source (a subclass of SourceStats is fine)."""
+        ...
 
     def events(self) -> Iterator[FlowEvent]:
         """Iterate over events; a live source blocks waiting for more."""

@@ -1,0 +1,196 @@
+"""The analysis side of the daemon: correlate each event, aggregate, flush to the store.
+
+Runs on one thread.  Per flow it does the correlator's work and a histogram observation;
+everything that touches the store happens in `flush()`, every few seconds, in batches:
+findings upserted by key (the new ones logged once each), counters by hour, coverage windows,
+lost-event gaps, policy changes, and the static findings of the newest cluster state.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from auditor.exporter.snapshot import LagHistogram
+from auditor.findings.aggregate import FindingAggregator
+from auditor.findings.correlate import Correlator
+from auditor.findings.static import static_findings
+from auditor.log import get_logger
+from auditor.model.events import LostEvents
+from auditor.model.findings import Finding, FindingKind
+from auditor.model.flows import Flow
+from auditor.model.k8s import Change, NetworkPolicy
+from auditor.policy.coverage import isolation
+from auditor.policy.state import ClusterState, policy_id
+from auditor.store import CounterRow, Store
+
+HOUR_NS = 3600 * 1_000_000_000
+_log = get_logger("auditor.findings")
+
+STATIC_KINDS = frozenset(kind for kind in FindingKind if kind.is_static)
+
+
+@dataclass(frozen=True, slots=True)
+class Posture:
+    """Coverage of the newest cluster state, recomputed when that state changes."""
+
+    unprotected_pods: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(namespace, direction) -> pods no policy selects in that direction."""
+    default_deny: dict[tuple[str, str], bool] = field(default_factory=dict)
+    """(namespace, direction) -> every pod of the namespace is isolated in that direction."""
+
+
+def compute_posture(state: ClusterState) -> Posture:
+    """Per namespace and direction: unprotected pods and whether default deny holds."""
+    unprotected: Counter[tuple[str, str]] = Counter()
+    covered: dict[tuple[str, str], bool] = {}
+    for namespace in state.namespaces:
+        for direction in ("ingress", "egress"):
+            covered[(namespace.name, direction)] = True
+            unprotected[(namespace.name, direction)] += 0
+    for pod in state.pods:
+        if pod.host_network:
+            continue
+        for direction, isolated in zip(("ingress", "egress"), isolation(state, pod), strict=True):
+            key = (pod.namespace, direction)
+            if not isolated:
+                unprotected[key] += 1
+                covered[key] = False
+            covered.setdefault(key, True)
+    return Posture(unprotected_pods=dict(unprotected), default_deny=covered)
+
+
+class Analyzer:
+    """Correlates events and persists what they mean; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        correlator: Correlator,
+        store: Store,
+        latest_state: Callable[[], ClusterState],
+        clock_ns: Callable[[], int],
+        enforce_node_traffic: bool = False,
+        max_findings: int = 100_000,
+    ) -> None:
+        self.correlator = correlator
+        self.store = store
+        self._latest_state = latest_state
+        self._clock_ns = clock_ns
+        self._enforce_node_traffic = enforce_node_traffic
+        self.aggregator = FindingAggregator(max_keys=max_findings)
+        self.lag = LagHistogram()
+        self.findings_new: Counter[tuple[str, str, str]] = Counter()
+        self.posture = Posture()
+        self.lock = threading.Lock()
+        """Held while counters change, so the exporter reads consistent copies."""
+        self._lost: list[LostEvents] = []
+        self._window: tuple[int, int] | None = None
+        self._flushed_flows: Counter[tuple[str, str]] = Counter()
+        self._flushed_verdicts: Counter[tuple[str, str, str, str]] = Counter()
+        self._static_revision: int | None = None
+        self._policy_changes: list[Change] = []
+
+    def handle(self, event: object) -> None:
+        """One event from the queue."""
+        if isinstance(event, Flow):
+            findings = self.correlator.process(event)
+            with self.lock:
+                for finding in findings:
+                    self.aggregator.add(finding)
+            self.lag.observe((self._clock_ns() - event.time_ns) / 1e9)
+            low, high = self._window or (event.time_ns, event.time_ns)
+            self._window = (min(low, event.time_ns), max(high, event.time_ns))
+        elif isinstance(event, LostEvents):
+            self._lost.append(event)
+
+    def note_change(self, change: Change) -> None:
+        """A cluster change; policy changes are kept for the store's policy history."""
+        if isinstance(change.obj, NetworkPolicy):
+            with self.lock:
+                self._policy_changes.append(change)
+
+    def flush(self) -> list[Finding]:
+        """Write everything gathered since the last flush; returns the findings that were new."""
+        with self.lock:
+            pending = self.aggregator.drain()
+            lost, self._lost = self._lost, []
+            changes, self._policy_changes = self._policy_changes, []
+            window, self._window = self._window, None
+        new = self.store.upsert_findings(pending) if pending else []
+        new += self._refresh_static()
+        self.store.add_counts(self._counter_rows())
+        if window is not None:
+            self.store.record_window(window[0], window[1])
+        for event in lost:
+            self.store.record_lost_events(event)
+        for change in changes:
+            self._record_policy_change(change)
+        self.store.flush()
+        self._announce(new)
+        return new
+
+    def _refresh_static(self) -> list[Finding]:
+        """Static findings of the newest state, once per state revision; vanished ones get resolved."""
+        state = self._latest_state()
+        if state.revision == self._static_revision:
+            return []
+        self._static_revision = state.revision
+        current = static_findings(state, enforce_node_traffic=self._enforce_node_traffic)
+        new = self.store.upsert_findings(current)
+        self.store.resolve_missing_static([f.key for f in current], now_ns=self._clock_ns())
+        posture = compute_posture(state)
+        with self.lock:
+            self.posture = posture
+        return new
+
+    def _counter_rows(self) -> list[CounterRow]:
+        """Deltas of the correlator's counters since the last flush, in the current hour bucket.
+
+        Verdict rows carry no policy; policy rows carry the attributed policy and the verdict
+        `ALLOWED`/`DROPPED`, so totals by verdict must be taken over rows without a policy.
+        """
+        stats = self.correlator.stats
+        hour = (stats.last_ns or self._clock_ns()) // HOUR_NS * HOUR_NS
+        rows: list[CounterRow] = []
+        flows = stats.flows - self._flushed_flows
+        for (verdict, direction), count in flows.items():
+            rows.append(CounterRow(hour, "", "", verdict, direction, "", count))
+        verdicts = stats.policy_verdicts - self._flushed_verdicts
+        for (namespace, policy, direction, action), count in verdicts.items():
+            verdict = "DROPPED" if action == "dropped" else "ALLOWED"
+            rows.append(CounterRow(hour, namespace, "", verdict, direction, f"{namespace}/{policy}", count))
+        self._flushed_flows = Counter(stats.flows)
+        self._flushed_verdicts = Counter(stats.policy_verdicts)
+        return rows
+
+    def _record_policy_change(self, change: Change) -> None:
+        policy = change.obj
+        assert isinstance(policy, NetworkPolicy)
+        spec = {"podSelector": dict(policy.pod_selector.match_labels),
+                "policyTypes": [t.value for t in policy.policy_types]}
+        self.store.record_policy_change(change.time_ns, change.type.value, policy.namespace, policy.name,
+                                        policy_id(policy).revision, json.dumps(spec, sort_keys=True))
+
+    def _announce(self, new: list[Finding]) -> None:
+        """One log line per new finding, with its attribution; never one per flow."""
+        for finding in new:
+            with self.lock:
+                self.findings_new[(finding.kind.value, finding.severity.value, finding.namespace)] += 1
+            _log.warning(
+                "finding",
+                kind=finding.kind.value,
+                severity=finding.severity.value,
+                namespace=finding.namespace,
+                workload=finding.workload,
+                peer=finding.peer,
+                port=finding.port,
+                protocol=finding.protocol,
+                direction=finding.direction,
+                policies=list(finding.policies),
+                count=finding.count,
+                message=finding.message,
+            )

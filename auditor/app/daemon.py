@@ -1,0 +1,227 @@
+"""`auditor run`: the long-running service, composed from settings.
+
+    reader thread:  FlowSource.events() -> FlowQueue (bounded; live overflow counted)
+    main thread:    FlowQueue -> Analyzer.handle(); every flush interval Analyzer.flush() -> Store
+    watcher threads (live inventory): Kubernetes changes -> ClusterHistory
+    HTTP thread:    /metrics (a snapshot built at scrape time), /healthz, /readyz
+
+SIGTERM/SIGINT: stop reading, analyse what is queued, flush the store, exit 0 (within 10 s).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor import __version__
+from auditor.app.analysis import Analyzer
+from auditor.app.flowqueue import END_OF_STREAM, FlowQueue, pump
+from auditor.app.inventory import Inventory, live_inventory, manifest_inventory
+from auditor.exporter.collector import make_registry
+from auditor.exporter.http import MetricsServer
+from auditor.exporter.snapshot import MetricsSnapshot
+from auditor.exporter.sources import with_inventory, with_source, with_store
+from auditor.findings.correlate import Correlator
+from auditor.hubble.config import HubbleConfig
+from auditor.hubble.files import FileFlowSource
+from auditor.hubble.source import FlowSource
+from auditor.log import get_logger
+from auditor.policy.engine import PolicyEngine
+from auditor.store import Store, open_store
+
+_log = get_logger("auditor.daemon")
+SHUTDOWN_BUDGET_S = 8.0
+"""Time allowed to analyse what is queued after a stop signal (the whole exit stays under 10 s)."""
+RETENTION_EVERY_S = 3600.0
+
+
+@dataclass
+class Daemon:
+    """A composed daemon; `run()` blocks until stopped and returns the exit code."""
+
+    settings: dict[str, Any]
+    source: FlowSource
+    lossless: bool
+    inventory: Inventory
+    store: Store
+    clock_ns: Callable[[], int] = time.time_ns
+    stop: threading.Event = field(default_factory=threading.Event)
+    fatal: list[BaseException] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.queue = FlowQueue(int(self.settings["queue_size"]))
+        self.correlator = Correlator(
+            self.inventory.history,
+            PolicyEngine(enforce_node_traffic=bool(self.settings["enforce_node_traffic"])),
+        )
+        self.analyzer = Analyzer(
+            correlator=self.correlator,
+            store=self.store,
+            latest_state=self.inventory.history.latest,
+            clock_ns=self.clock_ns,
+            enforce_node_traffic=bool(self.settings["enforce_node_traffic"]),
+        )
+        self.inventory.on_change = self.analyzer.note_change
+        registry = make_registry(self.metrics_snapshot,
+                                 max_series_per_metric=int(self.settings["max_series_per_metric"]))
+        self.server = MetricsServer(str(self.settings["metrics_address"]), registry=registry,
+                                    health_fn=lambda: True, ready_fn=self.readiness)
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready when the flow stream is connected and the inventory's initial lists are in."""
+        if not self.lossless and not self.source.stats.connected:
+            return False, "hubble stream not connected"
+        if not self.inventory.ready():
+            return False, "inventory not synced"
+        return True, "ok"
+
+    def metrics_snapshot(self) -> MetricsSnapshot:
+        """Built at each scrape from the pipeline, the source, the inventory and the store."""
+        stats = self.correlator.stats
+        with self.analyzer.lock:
+            findings_new = dict(self.analyzer.findings_new)
+            posture = self.analyzer.posture
+        snapshot = MetricsSnapshot(
+            version=__version__,
+            flows_processed=dict(stats.flows),
+            policy_verdicts=dict(stats.policy_verdicts),
+            policy_drops=dict(stats.policy_drops),
+            findings_new=findings_new,
+            dns_denials=dict(stats.dns_denials),
+            health_check_drops=dict(stats.health_check_drops),
+            unprotected_pods=posture.unprotected_pods,
+            namespace_default_deny=posture.default_deny,
+            flow_processing_lag=self.analyzer.lag.data(),
+            queue_dropped=self.queue.dropped,
+        )
+        snapshot = with_source(snapshot, self.source.stats)
+        if self.lossless:
+            snapshot = _replace(snapshot, hubble_up=True)
+        snapshot = with_inventory(snapshot, self.inventory.status())
+        return with_store(snapshot, self.store.snapshot())
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (or `stop`), then drain, flush and return the exit code."""
+        self._install_signal_handlers()
+        self.server.start()
+        self.inventory.start()
+        reader = threading.Thread(target=pump, name="flow-reader", daemon=True,
+                                  kwargs={"source": self.source, "flow_queue": self.queue, "stop": self.stop,
+                                          "lossless": self.lossless, "on_fatal": self._on_fatal})
+        reader.start()
+        _log.info("started", version=__version__, metrics=self.server.url, store=self.settings["store"])
+        try:
+            self._analyse_until_stopped()
+            self.source.close()
+            self._drain(reader)
+        finally:
+            self._shutdown()
+        return 1 if self.fatal else 0
+
+    def _analyse_until_stopped(self) -> None:
+        interval = float(self.settings["flush_interval"])
+        next_flush = time.monotonic() + interval
+        next_retention = time.monotonic()
+        ended = False
+        while not self.stop.is_set():
+            item = self.queue.get(timeout=0.2) if not ended else (self.stop.wait(0.2) and None)
+            if item is END_OF_STREAM:
+                ended = True
+                _log.info("flow_source_ended", flows=self.source.stats.flows)
+                self.analyzer.flush()
+            elif item is not None:
+                self.analyzer.handle(item)
+            now = time.monotonic()
+            if now >= next_flush:
+                self._periodic(now >= next_retention)
+                next_retention = now + RETENTION_EVERY_S if now >= next_retention else next_retention
+                next_flush = now + interval
+
+    def _periodic(self, retention: bool) -> None:
+        self.analyzer.flush()
+        self.inventory.prune(self.clock_ns())
+        if retention:
+            deleted = self.store.apply_retention(self.clock_ns(), int(float(self.settings["retention"]) * 1e9))
+            _log.debug("retention_applied", deleted=str(deleted))
+
+    def _drain(self, reader: threading.Thread) -> None:
+        """Analyse what is already queued, up to the shutdown budget."""
+        deadline = time.monotonic() + SHUTDOWN_BUDGET_S
+        while time.monotonic() < deadline:
+            item = self.queue.get(timeout=0.05)
+            if item is END_OF_STREAM or (item is None and not reader.is_alive()):
+                break
+            if item is not None:
+                self.analyzer.handle(item)
+        left = len(self.queue)
+        if left:
+            _log.warning("shutdown_left_queued", events=left)
+
+    def _shutdown(self) -> None:
+        try:
+            self.analyzer.flush()
+        finally:
+            self.inventory.stop()
+            self.server.stop()
+            self.store.close()
+            _log.info("stopped", flows=self.source.stats.flows, queue_dropped=self.queue.dropped)
+
+    def _on_fatal(self, exc: BaseException) -> None:
+        _log.error("flow_source_failed", error=str(exc))
+        self.fatal.append(exc)
+        self.stop.set()
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda number, _frame: self._on_signal(number))
+
+    def _on_signal(self, number: int) -> None:
+        _log.info("stopping", signal=signal.Signals(number).name)
+        self.stop.set()
+
+
+def _replace(snapshot: MetricsSnapshot, **changes: Any) -> MetricsSnapshot:
+    import dataclasses
+
+    return dataclasses.replace(snapshot, **changes)
+
+
+def build_daemon(settings: dict[str, Any]) -> Daemon:
+    """Compose a daemon from resolved settings (see auditor.app.settings)."""
+    store = open_store(str(settings["store"]))
+    window_ns = int(float(settings["history_window"]) * 1e9)
+    if settings["manifests"]:
+        inventory = manifest_inventory(settings["manifests"], settings["cluster_events"] or None, window_ns)
+    else:
+        inventory = live_inventory(kubeconfig=settings["kubeconfig"] or None,
+                                   context=settings["context"] or None, window_ns=window_ns)
+    source: FlowSource
+    if settings["flows"]:
+        source, lossless = FileFlowSource(settings["flows"]), True
+    else:
+        source, lossless = _hubble_client(settings), False
+    return Daemon(settings=settings, source=source, lossless=lossless, inventory=inventory, store=store)
+
+
+def _hubble_client(settings: dict[str, Any]) -> FlowSource:
+    from auditor.hubble.client import HubbleClient
+
+    allow = (json.dumps({"node_name": [settings["node_name"]]}),) if settings["node_name"] else ()
+    config = HubbleConfig(
+        server=str(settings["hubble_server"]),
+        tls=bool(settings["tls"]),
+        tls_ca_cert_files=tuple(settings["tls_ca_cert_files"]),
+        tls_client_cert_file=str(settings["tls_client_cert_file"]),
+        tls_client_key_file=str(settings["tls_client_key_file"]),
+        tls_server_name=str(settings["tls_server_name"]),
+        allow_filters=allow,
+        stall_timeout=float(settings["stall_timeout"]),
+    )
+    return HubbleClient(config)

@@ -1,0 +1,106 @@
+"""The bounded queue between the Hubble reader thread and the analysis thread.
+
+A live stream must never be slowed by analysis (Hubble would drop on its side, unseen), so
+live events are *offered*: when the queue is full the event is dropped and counted.  File
+sources are replayed losslessly: the reader blocks until there is room.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+
+from auditor.hubble.source import FlowSource
+from auditor.log import get_logger
+from auditor.model.events import FlowEvent
+
+END_OF_STREAM = object()
+"""Put after the source's last event, so the analysis knows nothing more will come."""
+
+Item = FlowEvent | object
+
+_log = get_logger("auditor.app.queue")
+
+
+class FlowQueue:
+    """A bounded FIFO that counts what it had to drop."""
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize <= 0:
+            raise ValueError("queue size must be positive")
+        self.maxsize = maxsize
+        self._queue: queue.Queue[Item] = queue.Queue(maxsize)
+        self._lock = threading.Lock()
+        self.dropped = 0
+        """Events dropped because the queue was full (exported as auditor_queue_dropped_total)."""
+
+    def offer(self, item: Item) -> bool:
+        """Enqueue without waiting; a full queue drops the item and counts it."""
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+            return False
+        return True
+
+    def put(self, item: Item, stop: threading.Event) -> bool:
+        """Enqueue, waiting for room; gives up (False) once `stop` is set."""
+        while not stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def put_end(self, timeout: float = 10.0) -> bool:
+        """Enqueue END_OF_STREAM, waiting up to `timeout` s for the analysis to make room."""
+        try:
+            self._queue.put(END_OF_STREAM, timeout=timeout)
+        except queue.Full:
+            return False
+        return True
+
+    def get(self, timeout: float) -> Item | None:
+        """The next item, or None when nothing arrived within `timeout` seconds."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def __len__(self) -> int:
+        return self._queue.qsize()
+
+
+def pump(
+    source: FlowSource,
+    flow_queue: FlowQueue,
+    stop: threading.Event,
+    *,
+    lossless: bool,
+    on_fatal: Callable[[BaseException], None],
+) -> None:
+    """Move events from `source` into `flow_queue` until the source ends or `stop` is set.
+
+    Always ends the stream with END_OF_STREAM.  An exception from the source (only raised for
+    configuration errors: the live client reconnects by itself) is handed to `on_fatal`.
+    """
+    try:
+        for event in source.events():
+            if stop.is_set():
+                break
+            if lossless:
+                if not flow_queue.put(event, stop):
+                    break
+            elif not flow_queue.offer(event) and flow_queue.dropped in _LOG_AT:
+                _log.warning("queue_overflow", dropped=flow_queue.dropped, size=flow_queue.maxsize)
+    except Exception as exc:
+        on_fatal(exc)
+    finally:
+        flow_queue.put_end()
+
+
+_LOG_AT = frozenset(10**n for n in range(12))
+"""Log the overflow at the 1st, 10th, 100th ... drop, never once per flow."""

@@ -1,0 +1,29 @@
+"""`auditor run`: the daemon."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from auditor.app import settings
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "run",
+        help="Run the daemon: Hubble flows x NetworkPolicies in force -> findings, metrics, store.",
+        description=(
+            "Stream flows from Hubble (or --flows files), watch the cluster (or read --manifests), "
+            "judge every flow against the NetworkPolicies in force at its time, keep findings in the "
+            "store and serve /metrics, /healthz and /readyz. Every flag can also be set as "
+            "AUDITOR_<FLAG> or as a key of the --config YAML file (flag > env > file > default)."
+        ),
+    )
+    settings.add_arguments(parser)
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from auditor.app.run import run_daemon
+
+    return run_daemon(args)
