@@ -1,0 +1,240 @@
+"""`auditor report`: wire files or the store, and the posture, into `auditor.report`.
+
+Files mode runs the same offline analysis as `auditor audit` (its `build_history`, the
+`Correlator`, `FindingAggregator` and `static_findings`), with the engine wrapped in a
+`RuleUsageRecorder` so the report can say which rules matched no flow.  Store mode reads what the
+daemon recorded; the posture comes from `--manifests` or a one-shot listing of the live cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from auditor.app.audit import HISTORY_WINDOW_NS, build_history
+from auditor.errors import ConfigError, InputError
+from auditor.findings.aggregate import FindingAggregator
+from auditor.findings.correlate import Correlator
+from auditor.findings.static import static_findings
+from auditor.hubble.files import FileFlowSource
+from auditor.kube.manifests import load_manifests
+from auditor.model.events import LostEvents
+from auditor.model.findings import Finding, Severity
+from auditor.model.flows import Flow
+from auditor.model.k8s import NetworkPolicy
+from auditor.policy.engine import PolicyEngine
+from auditor.policy.history import ClusterHistory
+from auditor.policy.state import ClusterState, policy_id
+from auditor.report.build import ReportInputs, build_report
+from auditor.report.data import Completeness, GapInfo, PolicyChange, ReportData
+from auditor.report.render import render
+from auditor.report.usage import RuleUsageRecorder
+from auditor.store import open_store
+from auditor.store.base import Store
+from auditor.store.records import CounterRow
+
+EXIT_FAIL_ON = 3
+"""Exit code when --fail-on finds findings of that severity or worse."""
+MAX_FINDINGS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOptions:
+    format: str
+    output: str | None = None
+    """None: return the text only (the CLI writes stdout when --output is '-')."""
+    store: str | None = None
+    manifests: tuple[str, ...] = ()
+    cluster_events: str | None = None
+    flows: tuple[str, ...] = ()
+    from_ns: int | None = None
+    to_ns: int | None = None
+    namespaces: tuple[str, ...] | None = None
+    fail_on: Severity | None = None
+    title: str | None = None
+    generated_at_ns: int = 0
+    live_cluster: bool = True
+    """Store mode without manifests: list the live cluster for the posture."""
+    enforce_node_traffic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOutcome:
+    data: ReportData
+    text: str
+    exit_code: int
+    failing: int
+    """Findings at or above --fail-on."""
+
+
+def run_report(options: ReportOptions) -> ReportOutcome:
+    """Analyse, build, render, write; the exit code honours --fail-on."""
+    if options.store and options.flows:
+        raise ConfigError("use either --store or --flows, not both")
+    if not options.store and not options.flows:
+        raise ConfigError("give --store URL, or --manifests and --flows files")
+    inputs = store_inputs(options) if options.store else files_inputs(options)
+    if options.title:
+        inputs = _replace_title(inputs, options.title)
+    data = build_report(inputs)
+    text = render(data, options.format)
+    if options.output:
+        try:
+            with open(options.output, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise InputError(f"cannot write the report: {exc.strerror}", path=options.output) from exc
+    failing = _failing(data.findings, options.fail_on)
+    return ReportOutcome(data, text, EXIT_FAIL_ON if failing else 0, failing)
+
+
+def _failing(findings: Iterable[Finding], threshold: Severity | None) -> int:
+    if threshold is None:
+        return 0
+    return sum(1 for f in findings if f.severity.at_least(threshold))
+
+
+def _replace_title(inputs: ReportInputs, title: str) -> ReportInputs:
+    return replace(inputs, title=title)
+
+
+# --- files mode ---------------------------------------------------------------------------------
+
+
+def files_inputs(options: ReportOptions) -> ReportInputs:
+    """The offline analysis of manifests (+ cluster events) and flow files."""
+    if not options.manifests:
+        raise ConfigError("--flows needs --manifests (the cluster state the flows are judged against)")
+    history, _objects, _changes = build_history(options.manifests, options.cluster_events)
+    source = FileFlowSource(options.flows)
+    recorder = RuleUsageRecorder(PolicyEngine(enforce_node_traffic=options.enforce_node_traffic))
+    correlator = Correlator(history, recorder)
+    aggregator = FindingAggregator(max_keys=MAX_FINDINGS)
+    lo = options.from_ns if options.from_ns is not None else 0
+    hi = options.to_ns if options.to_ns is not None else 2**63
+    gaps: list[GapInfo] = []
+    for event in source.events():
+        if isinstance(event, LostEvents):
+            start = event.first_ns or event.time_ns
+            if lo <= start < hi:
+                node = f"@{event.node_name}" if event.node_name else ""
+                reason = f"lost-events:{event.source.value}{node}"
+                gaps.append(GapInfo(start, max(start, event.last_ns or start), reason, event.count))
+            continue
+        if isinstance(event, Flow) and not lo <= event.time_ns < hi:
+            continue
+        for finding in correlator.process(event):
+            aggregator.add(finding)
+    state = history.latest()
+    for finding in static_findings(state, enforce_node_traffic=options.enforce_node_traffic):
+        aggregator.add(finding)
+    stats = correlator.stats
+    first, last = stats.first_ns, stats.last_ns
+    window = (options.from_ns if options.from_ns is not None else first,
+              options.to_ns if options.to_ns is not None else last)
+    verdicts: Counter[str] = Counter()
+    for (verdict, _direction), count in stats.flows.items():
+        verdicts[verdict] += count
+    hits: dict[tuple[str, str], tuple[int, int]] = {}
+    for (namespace, name, _direction, action), count in stats.policy_verdicts.items():
+        allowed, dropped = hits.get((namespace, name), (0, 0))
+        is_allowed = action == "allowed"
+        hits[(namespace, name)] = (allowed + count, dropped) if is_allowed else (allowed, dropped + count)
+    completeness = Completeness(
+        window_from_ns=window[0], window_to_ns=window[1], covered_ns=max(0, last - first),
+        lost_events=sum(g.lost_count for g in gaps), gaps=tuple(gaps), flows=sum(verdicts.values()),
+        skipped_lines=source.stats.bad_lines, unresolved=stats.unresolved,
+        note="files: the capture is taken as continuous from its first to its last flow; gaps are the "
+        "lost-events records in the files",
+    )
+    return ReportInputs(
+        findings=aggregator.all(), completeness=completeness, source="files",
+        source_detail="flows " + ", ".join(options.flows), state=state, flows_by_verdict=dict(verdicts),
+        policy_hits=hits, usage=recorder.usage(), changes=_history_changes(history, window),
+        namespaces=options.namespaces, generated_at_ns=options.generated_at_ns,
+    )
+
+
+def _history_changes(history: ClusterHistory, window: tuple[int, int]) -> list[PolicyChange]:
+    changes = []
+    for change in history.changes_between(window[0], window[1], policies_only=True):
+        policy = change.obj
+        assert isinstance(policy, NetworkPolicy)
+        changes.append(PolicyChange(change.time_ns, change.type.value, policy.namespace, policy.name,
+                                    policy_id(policy).revision))
+    return changes
+
+
+# --- store mode ---------------------------------------------------------------------------------
+
+
+def store_inputs(options: ReportOptions) -> ReportInputs:
+    """What the daemon recorded, plus the current posture."""
+    state, note = posture(options)
+    with open_store(options.store or "") as store:
+        since, until = _store_window(store, options)
+        ns = options.namespaces
+        findings = store.findings(since_ns=since, until_ns=until, namespaces=ns)
+        verdicts = {r.verdict: r.count for r in store.counts(since, until, ("verdict",), namespaces=ns)}
+        rows = store.counts(since, until, ("namespace", "policy", "verdict"), namespaces=ns)
+        coverage = store.coverage(since, until)
+        records = store.policy_changes(since, until, namespaces=ns)
+    if state is not None:  # the static findings of the posture shown, not of whatever the daemon last saw
+        findings = [f for f in findings if not f.kind.is_static] + static_findings(state)
+    completeness = Completeness(
+        window_from_ns=since, window_to_ns=until, covered_ns=coverage.covered_ns,
+        lost_events=coverage.lost_total, flows=sum(verdicts.values()),
+        gaps=tuple(GapInfo(g.from_ns, g.to_ns, g.reason, g.lost_count) for g in coverage.gaps),
+        note=f"store: {len(coverage.windows)} coverage windows recorded by the daemon",
+    )
+    return ReportInputs(
+        findings=findings, completeness=completeness, source="store", source_detail=options.store or "",
+        state=state, posture_note=note, flows_by_verdict=verdicts, policy_hits=_store_hits(rows),
+        changes=[PolicyChange(r.time_ns, r.change_type, r.namespace, r.name, r.revision) for r in records],
+        namespaces=options.namespaces, generated_at_ns=options.generated_at_ns,
+    )
+
+
+def _store_window(store: Store, options: ReportOptions) -> tuple[int, int]:
+    snap = store.snapshot()
+    since = options.from_ns if options.from_ns is not None else snap.coverage_from_ns
+    if options.to_ns is not None:
+        return since, options.to_ns
+    return since, (snap.coverage_to_ns + 1 if snap.coverage_to_ns else time.time_ns())
+
+
+def _store_hits(rows: Sequence[CounterRow]) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per-policy (allowed, dropped); the policy column is `namespace/name[@revision]` or a bare name."""
+    hits: dict[tuple[str, str], tuple[int, int]] = {}
+    for row in rows:
+        if not row.policy:
+            continue
+        ns, _, rest = row.policy.rpartition("/")
+        key = (ns or row.namespace, rest.split("@", 1)[0])
+        allowed, dropped = hits.get(key, (0, 0))
+        dropped_now = row.verdict == "DROPPED"
+        hits[key] = (allowed, dropped + row.count) if dropped_now else (allowed + row.count, dropped)
+    return hits
+
+
+def posture(options: ReportOptions) -> tuple[ClusterState | None, str]:
+    """The current state from --manifests (+ events), else the live cluster, else None with the reason."""
+    if options.manifests:
+        if options.cluster_events:
+            history, _, _ = build_history(options.manifests, options.cluster_events)
+            return history.latest(), "posture from the manifests and cluster events given"
+        return ClusterState.build(load_manifests(list(options.manifests))), "posture from the manifests given"
+    if not options.live_cluster:
+        return None, "posture unavailable: no --manifests given and the live cluster was not asked"
+    try:
+        from auditor.kube.client import api_client_factory, list_inventory
+
+        state = ClusterState.build(list_inventory(api_client_factory()()))
+    except Exception as exc:
+        return None, f"posture unavailable: the live cluster could not be listed ({exc})"
+    return state, "posture from a listing of the live cluster"
+
+
+__all__ = ["EXIT_FAIL_ON", "HISTORY_WINDOW_NS", "ReportOptions", "ReportOutcome", "run_report"]

@@ -1,0 +1,99 @@
+"""Controls reviewers ask about, evaluated per namespace with evidence.
+
+Only controls whose wording was checked are listed; docs/reports.md cites the sources.  The
+mapping from a control to what auditor can observe is ours and is stated in `how_checked`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from auditor.model.findings import Finding, FindingKind
+from auditor.report.data import Control, ControlResult, NamespaceReport
+
+CIS_5_3_2 = Control(
+    id="CIS-5.3.2",
+    framework="CIS Kubernetes Benchmark (v1.9.0, 5.3 Network Policies and CNI)",
+    title="Ensure that all Namespaces have Network Policies defined",
+    how_checked="pass when the namespace has at least one valid NetworkPolicy",
+)
+NSA_DEFAULT_DENY = Control(
+    id="NSA-CISA-NP-DEFAULT-DENY",
+    framework="NSA/CISA Kubernetes Hardening Guidance (network separation: Network Policies checklist)",
+    title="Use a default policy to deny all ingress and egress traffic",
+    how_checked="pass when policies with an empty podSelector isolate every pod of the namespace for "
+    "ingress and for egress; kube-system is not applicable (the checklist item excepts it)",
+)
+NSA_ENFORCED = Control(
+    id="NSA-CISA-NP-CNI",
+    framework="NSA/CISA Kubernetes Hardening Guidance (network separation: Network Policies checklist)",
+    title="Use CNI plugin that supports NetworkPolicy API",
+    how_checked="runtime evidence: fail when traffic the policies in force deny was forwarded "
+    "(unexpected-allow); pass when policy drops or policy-admitted flows were observed in the namespace; "
+    "unknown without such traffic",
+)
+CONTROLS = (CIS_5_3_2, NSA_DEFAULT_DENY, NSA_ENFORCED)
+
+EXEMPT_FROM_DEFAULT_DENY = "kube-system"
+
+PASS, FAIL, NOT_APPLICABLE, UNKNOWN = "pass", "fail", "not-applicable", "unknown"
+
+
+def _indexes(findings: Sequence[Finding], namespace: str, *kinds: FindingKind) -> tuple[int, ...]:
+    return tuple(i for i, f in enumerate(findings) if f.namespace == namespace and f.kind in kinds)
+
+
+def cis_5_3_2(ns: NamespaceReport) -> ControlResult:
+    if ns.policies:
+        names = ", ".join(p.name for p in ns.policies)
+        return ControlResult(CIS_5_3_2.id, ns.name, PASS, f"{len(ns.policies)} NetworkPolicies: {names}")
+    return ControlResult(CIS_5_3_2.id, ns.name, FAIL,
+                         f"no NetworkPolicy in the namespace; {ns.pods} pods accept and send any traffic")
+
+
+def nsa_default_deny(ns: NamespaceReport, findings: Sequence[Finding]) -> ControlResult:
+    related = _indexes(findings, ns.name, FindingKind.NO_DEFAULT_DENY)
+    if ns.name == EXEMPT_FROM_DEFAULT_DENY:
+        return ControlResult(NSA_DEFAULT_DENY.id, ns.name, NOT_APPLICABLE,
+                             "the checklist item excepts kube-system", related)
+    missing = [d for d, names in (("ingress", ns.default_deny_ingress), ("egress", ns.default_deny_egress))
+               if not names]
+    open_pods = f"{ns.pods - ns.ingress_isolated} of {ns.pods} pods not isolated for ingress, " \
+                f"{ns.pods - ns.egress_isolated} for egress"
+    if missing:
+        return ControlResult(NSA_DEFAULT_DENY.id, ns.name, FAIL,
+                             f"no empty-podSelector policy for {' and '.join(missing)}; {open_pods}", related)
+    evidence = (f"ingress: {', '.join(ns.default_deny_ingress)}; egress: {', '.join(ns.default_deny_egress)}; "
+                f"all {ns.pods} pods isolated both ways")
+    return ControlResult(NSA_DEFAULT_DENY.id, ns.name, PASS, evidence, related)
+
+
+def nsa_enforced(ns: NamespaceReport | None, name: str, findings: Sequence[Finding]) -> ControlResult:
+    gaps = _indexes(findings, name, FindingKind.UNEXPECTED_ALLOW)
+    if gaps:
+        flows = sum(findings[i].count for i in gaps)
+        return ControlResult(NSA_ENFORCED.id, name, FAIL,
+                             f"{flows} flows the policies deny were forwarded ({len(gaps)} findings)", gaps)
+    drops = _indexes(findings, name, FindingKind.POLICY_DROP)
+    dropped = sum(findings[i].count for i in drops)
+    allowed = sum(p.allowed for p in ns.policies) if ns is not None else 0
+    if dropped or allowed:
+        return ControlResult(NSA_ENFORCED.id, name, PASS,
+                             f"{dropped} flows dropped as the policies require, {allowed} admitted by a "
+                             "policy rule; no forwarded flow the policies deny", drops)
+    return ControlResult(NSA_ENFORCED.id, name, UNKNOWN, "no policy-decided traffic observed in the window")
+
+
+def evaluate(namespaces: Sequence[NamespaceReport], findings: Sequence[Finding],
+             finding_namespaces: Sequence[str], posture_available: bool) -> tuple[ControlResult, ...]:
+    """Every control for every namespace; posture controls are unknown without a cluster state."""
+    results: list[ControlResult] = []
+    if posture_available:
+        for ns in namespaces:
+            results.extend([cis_5_3_2(ns), nsa_default_deny(ns, findings), nsa_enforced(ns, ns.name, findings)])
+        return tuple(results)
+    for name in finding_namespaces:
+        for control in (CIS_5_3_2, NSA_DEFAULT_DENY):
+            results.append(ControlResult(control.id, name, UNKNOWN, "cluster posture unavailable"))
+        results.append(nsa_enforced(None, name, findings))
+    return tuple(results)

@@ -1,0 +1,103 @@
+"""Runtime evidence and the summary, derived from findings, policy hits and the posture."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from auditor.model.findings import Finding, FindingKind, Severity
+from auditor.report.data import Connection, Evidence, NamespaceReport, PolicyChange, Summary
+
+TOP_DENIED = 20
+"""Denied connections listed in the runtime evidence (all of them stay in the findings)."""
+
+DENIED_KINDS = (FindingKind.POLICY_DROP, FindingKind.UNEXPECTED_DROP)
+SCORE_FORMULA = (
+    "score = max(0, round(60*I + 40*N) - 5*S), where I = pod directions isolated / (2 * pods), "
+    "N = namespaces with pods that have a default deny for ingress and egress / namespaces with pods, "
+    "S = findings of severity high or critical"
+)
+
+
+def sort_key(finding: Finding) -> tuple[object, ...]:
+    """Worst first, then a total order on the aggregate key, so output is reproducible."""
+    return (-finding.severity.rank, finding.kind.value, finding.namespace, finding.workload,
+            finding.peer_workload, finding.peer, finding.port, finding.protocol, finding.direction,
+            finding.message)
+
+
+def _endpoint(namespace: str, workload: str) -> str:
+    return "/".join(part for part in (namespace, workload) if part)
+
+
+def connection(findings: Sequence[Finding], index: int) -> Connection:
+    f = findings[index]
+    own = _endpoint(f.namespace, f.workload)
+    peer = f.peer_workload or f.peer
+    source, destination = (peer, own) if f.direction == "ingress" else (own, peer)
+    return Connection(source, destination, f.port, f.protocol, f.direction, f.count, f.policies, index)
+
+
+def _of_kind(findings: Sequence[Finding], *kinds: FindingKind) -> tuple[int, ...]:
+    return tuple(i for i, f in enumerate(findings) if f.kind in kinds)
+
+
+def runtime_evidence(findings: Sequence[Finding], namespaces: Sequence[NamespaceReport],
+                     changes: Sequence[PolicyChange], rule_usage_known: bool) -> Evidence:
+    denied = sorted(_of_kind(findings, *DENIED_KINDS), key=lambda i: (-findings[i].count, i))
+    unused_policies: list[str] = []
+    unused_rules: list[str] = []
+    for ns in namespaces:
+        for policy in ns.policies:
+            if policy.matched_any is False:
+                unused_policies.append(policy.key)
+            unused_rules.extend(f"{policy.key} {rule.direction.lower()} rule {rule.index}"
+                                for rule in policy.rules if rule.matched == 0)
+    return Evidence(
+        top_denied=tuple(connection(findings, i) for i in denied[:TOP_DENIED]),
+        unexpected=_of_kind(findings, FindingKind.UNEXPECTED_DROP, FindingKind.UNEXPECTED_ALLOW),
+        dns_denials=_of_kind(findings, FindingKind.DNS_DENIED),
+        health_checks=_of_kind(findings, FindingKind.HEALTH_CHECK_BLOCKED),
+        unused_policies=tuple(unused_policies),
+        unused_rules=tuple(unused_rules),
+        rule_usage_known=rule_usage_known,
+        changes=tuple(sorted(changes, key=lambda c: (c.time_ns, c.namespace, c.name, c.revision))),
+    )
+
+
+def _tally(values: Sequence[str], order: Sequence[str]) -> tuple[tuple[str, int], ...]:
+    counts = Counter(values)
+    return tuple((name, counts[name]) for name in order if counts[name])
+
+
+def summary(findings: Sequence[Finding], namespaces: Sequence[NamespaceReport],
+            flows_by_verdict: dict[str, int], posture_available: bool) -> Summary:
+    pods = sum(ns.pods for ns in namespaces)
+    ingress = sum(ns.ingress_isolated for ns in namespaces)
+    egress = sum(ns.egress_isolated for ns in namespaces)
+    with_pods = [ns for ns in namespaces if ns.pods]
+    deny = sum(1 for ns in namespaces if ns.has_default_deny)
+    deny_with_pods = sum(1 for ns in with_pods if ns.has_default_deny)
+    serious = sum(1 for f in findings if f.severity.at_least(Severity.HIGH))
+    score: int | None = None
+    inputs: list[tuple[str, str]] = [("S", str(serious))]
+    if posture_available and pods:
+        isolated = (ingress + egress) / (2 * pods)
+        covered = deny_with_pods / len(with_pods)
+        score = max(0, round(60 * isolated + 40 * covered) - 5 * serious)
+        inputs = [("I", f"{isolated:.3f}"), ("N", f"{covered:.3f}"), ("S", str(serious))]
+    return Summary(
+        pods=pods,
+        ingress_isolated=ingress,
+        egress_isolated=egress,
+        namespaces=len(namespaces),
+        namespaces_default_deny=deny,
+        policies=sum(len(ns.policies) for ns in namespaces),
+        flows_by_verdict=tuple(sorted(flows_by_verdict.items())),
+        findings_by_kind=_tally([f.kind.value for f in findings], [k.value for k in FindingKind]),
+        findings_by_severity=_tally([f.severity.value for f in findings],
+                                    [s.value for s in reversed(Severity)]),
+        score=score,
+        score_formula=SCORE_FORMULA,
+        score_inputs=tuple(inputs),
+    )
