@@ -124,6 +124,14 @@ def bench_decisions(state: ClusterState, rnd: random.Random) -> None:
     per_call("decide, cached", 5 * len(pairs), time.perf_counter() - start)
     allowed = sum(engine.decide(state, *p).allowed for p in pairs)
     print(f"{'allowed / asked':<48} {allowed:>10} / {len(pairs)}")
+    fresh = PolicyEngine()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    for src, dst, port, proto in pairs:
+        fresh.decide(state, src, dst, port, proto)
+    used = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    print(f"{'decision cache memory per entry (tracemalloc)':<48} {used / len(pairs):10.0f} B")
 
 
 def bench_change_visibility(state: ClusterState, rnd: random.Random) -> None:

@@ -147,6 +147,16 @@ class TestClusterHistory:
         assert not allowed(history.at(0))
         assert not allowed(history.latest())
 
+    def test_superseded_states_drop_memos_but_still_answer(self) -> None:
+        """Once a newer state is appended, the older one forgets its memos and answers the same."""
+        history = ClusterHistory(initial=initial())
+        history.apply(added(100, DENY))
+        old = history.at(150 * S)
+        assert not allowed(old)
+        history.apply(added(200, pod("shop", "other")))
+        assert old._selecting == {}
+        assert not allowed(old)
+
     def test_default_window_is_a_day(self) -> None:
         """The default window is 24 hours."""
         assert ClusterHistory().window_ns == DAY_NS == 86_400 * S

@@ -32,7 +32,7 @@ from auditor.model.decision import (
 from auditor.model.k8s import Pod, PolicyDirection
 from auditor.policy.matching import NO_PEER, as_peer, destination_pod, first_peer, rule_ports_match
 from auditor.policy.miss import closest_miss
-from auditor.policy.state import ClusterState, policy_id
+from auditor.policy.state import ClusterState
 
 _NOT_A_POD = SideDecision(allowed=True, isolated=False, enforcement=Enforcement.NOT_A_POD)
 _HOST_NETWORK = SideDecision(allowed=True, isolated=False, enforcement=Enforcement.HOST_NETWORK)
@@ -74,7 +74,7 @@ class PolicyEngine:
     """Decides connections; holds only a decision cache (bounded, FIFO eviction)."""
 
     def __init__(self, *, enforce_node_traffic: bool = False, cidr_match_nodes: bool = False,
-                 cache_size: int = 200_000) -> None:
+                 cache_size: int = 65_536) -> None:
         self.enforce_node_traffic = enforce_node_traffic
         self.cidr_match_nodes = cidr_match_nodes
         self._cache_size = cache_size
@@ -132,8 +132,8 @@ class PolicyEngine:
                     continue
                 peer_index = first_peer(state, rule, policy.namespace, peer, self.cidr_match_nodes)
                 if peer_index != NO_PEER:
-                    matches.append(RuleMatch(policy_id(policy), index, peer_index))
-        ids = tuple(policy_id(p) for p in selecting)
+                    matches.append(RuleMatch(state.policy_id(policy), index, peer_index))
+        ids = tuple(state.policy_id(p) for p in selecting)
         if matches:
             return SideDecision(allowed=True, isolated=True, selecting=ids, allowed_by=tuple(matches))
         miss = closest_miss(state, direction, selecting, peer, port, protocol, dest, self.cidr_match_nodes)

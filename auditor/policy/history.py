@@ -51,6 +51,7 @@ class ClusterHistory:
             return
         if not self._times or change.time_ns >= self._times[-1]:
             previous = self._states[-1] if self._states else self._base
+            previous.drop_memos()
             self._times.append(change.time_ns)
             self._changes.append(change)
             self._states.append(previous.apply(change))

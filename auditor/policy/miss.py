@@ -14,7 +14,7 @@ from auditor.model.decision import ClosestMiss, ExternalSubject, NodeSubject, Po
 from auditor.model.k8s import NetworkPolicy, Pod, PolicyDirection, Rule
 from auditor.policy.matching import NO_PEER, first_peer, port_number_matches, subject_ip
 from auditor.policy.selectors import describe_peer, describe_port, selector_keys, selector_matches
-from auditor.policy.state import ClusterState, policy_id
+from auditor.policy.state import ClusterState
 
 
 def _labels_text(labels: Mapping[str, str], keys: Sequence[str]) -> str:
@@ -94,4 +94,4 @@ def closest_miss(state: ClusterState, direction: PolicyDirection, policies: Sequ
     if not reasons:  # scored fully but still denied: the peer matched only by a different address
         reasons.append(f"the {word} address {subject_ip(other) or '?'} is not admitted")
     message = f"rule {index} of {policy.key} {_rule_text(rule, policy)}; " + "; ".join(reasons)
-    return ClosestMiss(policy_id(policy), index, message)
+    return ClosestMiss(state.policy_id(policy), index, message)

@@ -59,7 +59,7 @@ def policy_id(policy: NetworkPolicy) -> PolicyId:
 class ClusterState:
     """One immutable snapshot of the inventory; see the module docstring."""
 
-    __slots__ = ("_invalid", "_namespaces", "_node_ip", "_nodes", "_ns_labels", "_pod_ip", "_pods",
+    __slots__ = ("_ids", "_invalid", "_namespaces", "_node_ip", "_nodes", "_ns_labels", "_pod_ip", "_pods",
                  "_pods_by_ns", "_policies", "_policies_by_ns", "_selecting", "_sorted", "revision")
 
     def __init__(self, pods: PMap[Key, Pod], pods_by_ns: PMap[str, tuple[Pod, ...]], pod_ip: PMap[str, Pod],
@@ -73,6 +73,18 @@ class ClusterState:
         self._selecting: dict[tuple[str, str, PolicyDirection], tuple[NetworkPolicy, ...]] = {}
         self._ns_labels: dict[str, Mapping[str, str]] = {}
         self._sorted: dict[str, tuple[object, ...]] = {}
+        self._ids: dict[Key, tuple[NetworkPolicy, PolicyId]] = {}
+
+    def drop_memos(self) -> None:
+        """Forget lazily computed lookups (selector matches, sorted listings); they are rebuilt on demand.
+
+        ClusterHistory calls this on a state once a newer one supersedes it, so a long history
+        does not keep a memo per state.  Answers are unaffected.
+        """
+        self._selecting = {}
+        self._ns_labels = {}
+        self._sorted = {}
+        self._ids = {}
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -218,6 +230,16 @@ class ClusterState:
             labels = namespace_labels(name, ns.labels if ns is not None else {})
             self._ns_labels[name] = labels
         return labels
+
+    def policy_id(self, policy: NetworkPolicy) -> PolicyId:
+        """`policy_id(policy)`, memoised per policy object so decisions share PolicyId values."""
+        key = (policy.namespace, policy.name)
+        hit = self._ids.get(key)
+        if hit is not None and hit[0] is policy:
+            return hit[1]
+        pid = policy_id(policy)
+        self._ids[key] = (policy, pid)
+        return pid
 
     def policies_selecting(self, pod: Pod, direction: PolicyDirection) -> tuple[NetworkPolicy, ...]:
         """Valid policies of the pod's namespace whose podSelector matches it and that apply to `direction`."""
