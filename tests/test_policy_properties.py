@@ -10,8 +10,18 @@ from hypothesis import strategies as st
 from auditor.model.decision import Decision, PodSubject
 from auditor.model.k8s import Change, ChangeType, NetworkPolicy, PolicyDirection, Rule
 from auditor.policy.engine import PolicyEngine
+from auditor.policy.history import ClusterHistory
 from auditor.policy.state import ClusterState, policy_applies
-from tests.strategies import EGRESS, INGRESS, cluster_objects, cluster_pods, connections, policy_sets, rules
+from tests.strategies import (
+    EGRESS,
+    INGRESS,
+    cluster_objects,
+    cluster_pods,
+    connections,
+    policies,
+    policy_sets,
+    rules,
+)
 
 Conn = tuple[int, int, int, str]
 PODS = cluster_pods()
@@ -111,3 +121,25 @@ class TestProperties:
         engine = PolicyEngine()
         for conn in conns + conns:
             assert _decide(cluster, conn, engine) == _decide(cluster, conn, PolicyEngine())
+
+
+class TestHistoryProperties:
+    @FAST
+    @given(st.lists(st.tuples(st.integers(0, 20), policies(), st.booleans()), max_size=8,
+                    unique_by=lambda e: e[0]),
+           st.randoms(use_true_random=False), st.integers(0, 21), connections)
+    def test_arrival_order_never_matters(self, events: list[tuple[int, NetworkPolicy, bool]], rnd: object,
+                                         t: int, conn: Conn) -> None:
+        """Changes applied out of order give the same state at every instant as in time order."""
+        changes = [Change(time, ChangeType.DELETED if delete else ChangeType.ADDED, p)
+                   for time, p, delete in events]
+        initial = ClusterState.build(cluster_objects([]))
+        in_order = ClusterHistory(initial=initial)
+        for change in sorted(changes, key=lambda c: c.time_ns):
+            in_order.apply(change)
+        shuffled = list(changes)
+        rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+        late = ClusterHistory(initial=initial)
+        for change in shuffled:
+            late.apply(change)
+        assert _summary(_decide(in_order.at(t), conn)) == _summary(_decide(late.at(t), conn))
