@@ -179,7 +179,7 @@ class TestFailures:
         client = HubbleClient(fast_config(f"127.0.0.1:{free_port()}"), sleep=delays.append,
                               rand=lambda: 0.0, on_attempt=lambda n: n >= 4 and client.close())
         assert take(client, 1, limit=10) == []
-        assert delays == [0.01, 0.02, 0.04, 0.05]
+        assert delays == [0.005, 0.01, 0.02, 0.04]
         assert client.stats.reconnects == 4
         assert "UNAVAILABLE" in client.stats.last_error
 

@@ -138,9 +138,11 @@ class HubbleClient:
                 yield from self._one_stream()
                 if self._closed.is_set():
                     break
-                attempt = 0 if self.stats.received > received else attempt + 1
+                if self.stats.received > received:
+                    attempt = 0  # the stream worked: start the backoff over
                 self.stats.reconnects += 1
                 self._sleep(self.config.backoff.delay(attempt, self._rand))
+                attempt += 1
         finally:
             self._closed.set()
             if watchdog is not None:
