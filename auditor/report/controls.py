@@ -39,6 +39,10 @@ EXEMPT_FROM_DEFAULT_DENY = "kube-system"
 PASS, FAIL, NOT_APPLICABLE, UNKNOWN = "pass", "fail", "not-applicable", "unknown"
 
 
+def _pods(count: int) -> str:
+    return f"{count} pod" if count == 1 else f"{count} pods"
+
+
 def _indexes(findings: Sequence[Finding], namespace: str, *kinds: FindingKind) -> tuple[int, ...]:
     return tuple(i for i, f in enumerate(findings) if f.namespace == namespace and f.kind in kinds)
 
@@ -46,9 +50,9 @@ def _indexes(findings: Sequence[Finding], namespace: str, *kinds: FindingKind) -
 def cis_5_3_2(ns: NamespaceReport) -> ControlResult:
     if ns.policies:
         names = ", ".join(p.name for p in ns.policies)
-        return ControlResult(CIS_5_3_2.id, ns.name, PASS, f"{len(ns.policies)} NetworkPolicies: {names}")
+        return ControlResult(CIS_5_3_2.id, ns.name, PASS, f"NetworkPolicies: {names}")
     return ControlResult(CIS_5_3_2.id, ns.name, FAIL,
-                         f"no NetworkPolicy in the namespace; {ns.pods} pods accept and send any traffic")
+                         f"no NetworkPolicy in the namespace; {_pods(ns.pods)} accept and send any traffic")
 
 
 def nsa_default_deny(ns: NamespaceReport, findings: Sequence[Finding]) -> ControlResult:
@@ -58,13 +62,13 @@ def nsa_default_deny(ns: NamespaceReport, findings: Sequence[Finding]) -> Contro
                              "the checklist item excepts kube-system", related)
     missing = [d for d, names in (("ingress", ns.default_deny_ingress), ("egress", ns.default_deny_egress))
                if not names]
-    open_pods = f"{ns.pods - ns.ingress_isolated} of {ns.pods} pods not isolated for ingress, " \
-                f"{ns.pods - ns.egress_isolated} for egress"
+    open_pods = (f"{ns.pods - ns.ingress_isolated} of {_pods(ns.pods)} not isolated for ingress, "
+                 f"{ns.pods - ns.egress_isolated} for egress")
     if missing:
         return ControlResult(NSA_DEFAULT_DENY.id, ns.name, FAIL,
                              f"no empty-podSelector policy for {' and '.join(missing)}; {open_pods}", related)
     evidence = (f"ingress: {', '.join(ns.default_deny_ingress)}; egress: {', '.join(ns.default_deny_egress)}; "
-                f"all {ns.pods} pods isolated both ways")
+                f"all {_pods(ns.pods)} isolated both ways")
     return ControlResult(NSA_DEFAULT_DENY.id, ns.name, PASS, evidence, related)
 
 
