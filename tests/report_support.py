@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditor.model.findings import Finding, FindingKind, Severity
-from auditor.model.k8s import KubeObject, LabelSelector, Namespace, NetworkPolicy, Pod, PolicyDirection, WorkloadRef
+from auditor.model.k8s import (
+    KubeObject,
+    LabelSelector,
+    Namespace,
+    NetworkPolicy,
+    Pod,
+    PolicyDirection,
+    WorkloadRef,
+)
 from auditor.policy.state import ClusterState
 from auditor.report.build import ReportInputs, build_report
 from auditor.report.data import Completeness, GapInfo, PolicyChange, ReportData
@@ -46,13 +54,14 @@ def completeness(flows: int = 10, lost: int = 0) -> Completeness:
 
 
 def finding(kind: FindingKind, severity: Severity = Severity.MEDIUM, *, ns: str = "shop", workload: str = "web",
-            peer: str = "legacy/batch", port: int = 5432, count: int = 1, details: tuple[tuple[str, str], ...] = (),
-            policies: tuple[str, ...] = ("shop/default-deny@7",), message: str = "") -> Finding:
+            peer: str = "legacy/batch", port: int = 5432, count: int = 1,
+            details: tuple[tuple[str, str], ...] = (), policies: tuple[str, ...] = ("shop/default-deny@7",),
+            message: str = "") -> Finding:
     return Finding(kind=kind, severity=severity, namespace=ns, workload=workload, pod=f"{workload}-1",
-                   message=message or f"{kind.value} of {ns}/{workload}", peer=peer, peer_workload=peer, port=port,
-                   protocol="TCP", direction="ingress", policies=policies, count=count, first_seen_ns=T0 + MINUTE,
-                   last_seen_ns=T0 + 2 * MINUTE, sample_flow="00000000-0000-4000-8000-000000000001",
-                   details=details)
+                   message=message or f"{kind.value} of {ns}/{workload}", peer=peer, peer_workload=peer,
+                   port=port, protocol="TCP", direction="ingress", policies=policies, count=count,
+                   first_seen_ns=T0 + MINUTE, last_seen_ns=T0 + 2 * MINUTE,
+                   sample_flow="00000000-0000-4000-8000-000000000001", details=details)
 
 
 def hostile_findings() -> list[Finding]:

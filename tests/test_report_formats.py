@@ -14,7 +14,16 @@ from auditor.errors import ConfigError
 from auditor.model.findings import FindingKind
 from auditor.report import csv_format, html, json_format, markdown
 from auditor.report.render import render
-from tests.report_support import HOSTILE_PEER, HOSTILE_QUERY, SCHEMA, finding, hostile_findings, report, shop_state, state
+from tests.report_support import (
+    HOSTILE_PEER,
+    HOSTILE_QUERY,
+    SCHEMA,
+    finding,
+    hostile_findings,
+    report,
+    shop_state,
+    state,
+)
 
 
 def validate(document: object) -> None:
@@ -98,7 +107,9 @@ class TestHtml:
     def test_hostile_strings_escaped(self) -> None:
         """No raw tag from the wire survives: the query and the peer appear only as escaped text."""
         text = html.render(report(hostile_findings(), shop_state(), title="<b>t</b>"))
-        assert HOSTILE_QUERY not in text and HOSTILE_PEER not in text and "<b>t</b>" not in text
+        assert HOSTILE_QUERY not in text
+        assert HOSTILE_PEER not in text
+        assert "<b>t</b>" not in text
         assert "&lt;img src=x onerror=alert(1)&gt;.example." in text
 
     def test_self_contained(self) -> None:
@@ -111,7 +122,8 @@ class TestHtml:
     def test_print_css_breaks_pages_per_section(self) -> None:
         """The stylesheet has print rules with a page break before sections."""
         text = html.render(report(st=shop_state()))
-        assert "@media print" in text and "page-break-before: always" in text
+        assert "@media print" in text
+        assert "page-break-before: always" in text
 
 
 class TestRender:

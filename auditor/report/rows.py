@@ -67,8 +67,8 @@ def control_results(data: ReportData, refs: Callable[[Sequence[int]], object],
 
 
 def policies(ns: NamespaceReport, rules: Callable[[Sequence[str]], object]) -> Table:
-    header = ("Policy", "Revision", "Types", "Selects", "Pods selected", "Rules (connections matched)", "Allowed",
-              "Dropped")
+    header = ("Policy", "Revision", "Types", "Selects", "Pods selected", "Rules (connections matched)",
+              "Allowed", "Dropped")
     rows: list[tuple[object, ...]] = []
     for p in ns.policies:
         texts = [f"{r.direction} {r.index}: {r.summary}: {'n/a' if r.matched is None else r.matched}"

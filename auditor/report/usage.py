@@ -3,8 +3,8 @@
 The correlator asks its decider once per distinct judged connection (it caches outcomes per
 endpoints, port and state revision).  `RuleUsageRecorder` passes every question to the real
 engine and counts, per enforced side of the answer, each rule that admitted the connection and
-each policy that isolated a denied one: counts of connections, not of flows.  A rule no flow matched over a whole
-capture is a candidate for removal; the report lists them.
+each policy that isolated a denied one: counts of connections, not of flows.  A rule no flow
+matched over a whole capture is a candidate for removal; the report lists them.
 """
 
 from __future__ import annotations
