@@ -68,8 +68,8 @@ _FLOW_TYPE_L7 = flow_pb2.L7
 
 
 _new_endpoint = positional_constructor(Endpoint, (
-    "ip", "port", "identity", "namespace", "pod_name", "labels", "workloads", "cluster_name", "endpoint_id",
-    "service", "names",
+    "ip", "port", "service", "names",
+    "identity", "namespace", "pod_name", "labels", "workloads", "cluster_name", "endpoint_id",
 ))
 _new_flow = positional_constructor(Flow, (
     "time_ns", "verdict", "source", "destination", "uuid", "node_name", "drop_reason", "event_type",
@@ -92,50 +92,54 @@ def drop_reason_name(number: int) -> str:
     return _DROP_REASONS.get(number) or f"DROP_REASON_{number}"
 
 
-def _build_endpoint(ep: Any, ip: str, port: int, service: Any, names: Any) -> Endpoint:
-    workloads = ep.workloads
-    service_name = service.name
-    return _new_endpoint(
-        ip,
-        port,
-        ep.identity,
-        ep.namespace,
-        ep.pod_name,
-        tuple(ep.labels),
-        tuple(Workload(w.name, w.kind) for w in workloads) if workloads else (),
-        ep.cluster_name,
-        ep.ID,
-        f"{service.namespace}/{service_name}" if service_name else "",
-        tuple(names) if names else (),
-    )
+EndpointFacts = tuple[int, str, str, tuple[str, ...], tuple[Workload, ...], str, int]
+"""What an Endpoint message says about a pod: identity, namespace, pod, labels, workloads, cluster, ID."""
 
 
-class _EndpointCache:
-    """Endpoints seen before, keyed by their exact wire bytes plus the per-flow address and port.
+class _EndpointFactsCache:
+    """EndpointFacts by the Endpoint message's exact wire bytes.
 
-    Building an Endpoint (labels tuple, workloads, the frozen dataclass) costs several times
-    more than serializing the sub-message for a key, and the same pods talk over and over; the
-    cache also makes repeated endpoints share one object.  Bounded: cleared when full.
+    The same pods appear in flow after flow; turning labels and workloads into tuples costs
+    several times more than serializing the sub-message for a key, and cached tuples are shared
+    by every Endpoint built from them.  Address, port and service vary per flow and are not
+    cached.  Bounded: cleared when full.
     """
 
-    def __init__(self, max_entries: int = 65536) -> None:
-        self._entries: dict[tuple[bytes, str, int, bytes], Endpoint] = {}
+    def __init__(self, max_entries: int = 16384) -> None:
+        self._entries: dict[bytes, EndpointFacts] = {}
         self._max = max_entries
 
-    def get(self, ep: Any, ip: str, port: int, service: Any, names: Any) -> Endpoint:
-        if names:
-            return _build_endpoint(ep, ip, port, service, names)
-        key = (ep.SerializeToString(), ip, port, service.SerializeToString())
+    def get(self, ep: Any) -> EndpointFacts:
+        key = ep.SerializeToString()
         found = self._entries.get(key)
         if found is None:
             if len(self._entries) >= self._max:
                 self._entries.clear()
-            found = self._entries[key] = _build_endpoint(ep, ip, port, service, names)
+            workloads = ep.workloads
+            found = self._entries[key] = (
+                ep.identity,
+                ep.namespace,
+                ep.pod_name,
+                tuple(ep.labels),
+                tuple(Workload(w.name, w.kind) for w in workloads) if workloads else (),
+                ep.cluster_name,
+                ep.ID,
+            )
         return found
 
 
-_endpoints = _EndpointCache()
-_endpoint = _endpoints.get
+_endpoint_facts = _EndpointFactsCache().get
+
+
+def _endpoint(ep: Any, ip: str, port: int, service: Any, names: Any) -> Endpoint:
+    service_name = service.name
+    return _new_endpoint(
+        ip,
+        port,
+        f"{service.namespace}/{service_name}" if service_name else "",
+        tuple(names) if names else (),
+        *_endpoint_facts(ep),
+    )
 
 
 def _policies(policies: Any) -> tuple[PolicyRef, ...]:
