@@ -13,7 +13,7 @@ import pytest
 from auditor._proto.flow import flow_pb2
 from auditor._proto.observer import observer_pb2
 from auditor._proto.relay import relay_pb2
-from auditor.errors import ConfigError
+from auditor.errors import ConfigError, FlowSourceError
 from auditor.hubble.files import iter_responses
 from auditor.hubble.replay_server import ReplayServer
 from tests.hubble_support import BASE_NS, flow_response, observer_stub, raw_flows
@@ -158,6 +158,11 @@ class TestStatusAndNodes:
 
 
 class TestConstruction:
+    def test_busy_port_is_a_clear_error(self, server: ReplayServer) -> None:
+        """Listening on a port already in use fails naming the address (no silent port sharing)."""
+        with pytest.raises(FlowSourceError, match=f"cannot listen on {server.address}"):
+            ReplayServer(listen=server.address).start()
+
     def test_bad_rate(self) -> None:
         """A non-positive rate is a configuration error."""
         with pytest.raises(ConfigError, match="rate"):

@@ -142,7 +142,7 @@ class ReplayServer:
         """Bind and start serving; returns `host:port` actually bound."""
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self._max_streams),
-            options=[("grpc.so_reuseport", 1)],
+            options=[("grpc.so_reuseport", 0)],  # a second server on a busy port fails instead of sharing it
         )
         server.add_generic_rpc_handlers((self._handlers(),))
         try:
