@@ -250,3 +250,25 @@ class TestWireForm:
     def test_numeric_drop_reason_fallback(self) -> None:
         """Without drop_reason_desc the deprecated numeric drop_reason is named."""
         assert flow_from_proto(observer_pb2.Flow(verdict=2, drop_reason=181)).drop_reason == "POLICY_DENY"
+
+
+class TestEndpointFacts:
+    def test_same_pod_different_ports_keep_their_own(self) -> None:
+        """Two flows from one pod on different ports and addresses keep each flow's own port and IP."""
+        line = real_line("hubble-otel-basic-sample-400-l7-redirected-flows.jsonl", 1)
+        first = response_from_json(line)
+        second = observer_pb2.GetFlowsResponse()
+        second.CopyFrom(first)
+        second.flow.l4.UDP.source_port = 40000
+        second.flow.IP.source = "10.244.0.207"
+        a, b = event_from_response(first), event_from_response(second)
+        assert isinstance(a, Flow)
+        assert isinstance(b, Flow)
+        assert (a.source.port, a.source.ip) == (54314, "10.244.0.206")
+        assert (b.source.port, b.source.ip) == (40000, "10.244.0.207")
+        assert a.source.labels is b.source.labels  # label tuples are shared, not rebuilt
+
+    def test_service_is_namespace_slash_name(self) -> None:
+        """A Hubble-attributed Service reads as namespace/name on its side only."""
+        flow = convert('{"flow":{"destination_service":{"name":"kube-dns","namespace":"kube-system"}}}')
+        assert (flow.source.service, flow.destination.service) == ("", "kube-system/kube-dns")
