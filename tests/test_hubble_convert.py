@@ -182,7 +182,7 @@ class TestJsonShapes:
 
     def test_list_where_object_expected(self) -> None:
         """A non-object JSON line is refused with what was found."""
-        with pytest.raises(JsonShapeError, match="expected a JSON object, got list"):
+        with pytest.raises(JsonShapeError, match="expected a JSON object, got a list"):
             response_from_json("[1, 2]")
 
     def test_out_of_range_number_refused(self) -> None:

@@ -137,7 +137,7 @@ class TestMalformedInput:
         assert reasons[1].startswith("flow.source.identity: expected an integer")
         assert "unknown flow.Verdict name 'SOMETHING_NEW'" in reasons[2]
         assert reasons[3].startswith(("not UTF-8", "invalid JSON"))
-        assert reasons[4] == "expected a JSON object, got str"
+        assert reasons[4] == "expected a JSON object, got a string"
         assert "does not fit" in reasons[5]
 
     def test_unknown_enum_line_keeps_flow(self, tmp_path: Path) -> None:
@@ -170,6 +170,13 @@ class TestMalformedInput:
         assert source.stats.bad_lines == 1
         assert "rest of the file skipped" in source.stats.errors[0]
         assert source.stats.errors[0].startswith(f"{broken}:")
+
+    def test_bare_legacy_flows_file(self, tmp_path: Path) -> None:
+        """A file of bare Flow objects (legacy -o json) yields the same flows as the wrapped original."""
+        original = FIXTURES / "hubble-otel-basic-sample-400-icmpv4-flows.jsonl"
+        bare = tmp_path / "legacy.json"
+        bare.write_text("".join(json.dumps(raw) + "\n" for raw in raw_flows(original)))
+        assert model_flows(bare)[0] == model_flows(original)[0]
 
     def test_missing_file_names_it(self, tmp_path: Path) -> None:
         """A missing file raises InputError naming it, before any event is read."""

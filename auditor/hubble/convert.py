@@ -61,6 +61,8 @@ _PORTED = {"TCP": Protocol.TCP, "UDP": Protocol.UDP, "SCTP": Protocol.SCTP}
 _PORTLESS = {"ICMPv4": Protocol.ICMPV4, "ICMPv6": Protocol.ICMPV6, "VRRP": Protocol.VRRP, "IGMP": Protocol.IGMP}
 _WRAPPER_KEYS = frozenset({"flow", "node_status", "lost_events", "agent_event", "debug_event"})
 _RESPONSE_ONLY_KEYS = frozenset({"node_name", "time", "nodeName"})
+_JSON_TYPE_NAMES = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+                   type(None): "null"}
 _UNKNOWN_VERDICT = Verdict.UNKNOWN
 _UNKNOWN_FLOW_TYPE = FlowType.UNKNOWN
 _UNKNOWN_DIRECTION = Direction.UNKNOWN
@@ -274,7 +276,7 @@ def response_from_json(line: str | bytes, notes: list[str] | None = None) -> Any
     except RecursionError as exc:
         raise jsonpb.JsonShapeError("JSON nested too deeply") from exc
     if not isinstance(obj, dict):
-        raise jsonpb.JsonShapeError(f"expected a JSON object, got {type(obj).__name__}")
+        raise jsonpb.JsonShapeError(f"expected a JSON object, got {_JSON_TYPE_NAMES.get(type(obj), 'a value')}")
     found: list[jsonpb.Note] = []
     if _WRAPPER_KEYS.isdisjoint(obj) and not _RESPONSE_ONLY_KEYS.issuperset(obj):
         kwargs = _flow_kwargs(obj, found)
