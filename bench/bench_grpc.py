@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_grpc.py [--count 200000] [--profile]
 
 Each server runs in its own process pinned to one core, the client in this process pinned to the
-other.  Flows are the real fixtures (../shared/fixtures/real-flows), repeated.  Stages:
+other.  Flows are the real fixtures (tests/fixtures/real-flows), repeated.  Stages:
 
   0. in-process parse and conversion rates, no gRPC (calibrates how loaded the machine is)
   1. grpcio ReplayServer -> raw client (bytes only)           the product's server alone
@@ -39,7 +39,7 @@ from auditor.hubble.client import FAST_STREAM_OPTION, GET_FLOWS, HubbleClient  #
 from auditor.hubble.config import HubbleConfig  # noqa: E402
 from auditor.hubble.files import iter_responses  # noqa: E402
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "real-flows"
+FIXTURES = ROOT / "tests" / "fixtures" / "real-flows"
 
 
 def load_messages() -> list[bytes]:

@@ -30,7 +30,7 @@ from tests.hubble_support import (
     take,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared/fixtures/real-flows"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "real-flows"
 
 
 def free_port() -> int:

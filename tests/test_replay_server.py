@@ -18,7 +18,7 @@ from auditor.hubble.files import iter_responses
 from auditor.hubble.replay_server import ReplayServer
 from tests.hubble_support import BASE_NS, flow_response, observer_stub, raw_flows
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared/fixtures/real-flows"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "real-flows"
 FIXTURE = FIXTURES / "hubble-otel-basic-sample-10-flows.jsonl"
 
 

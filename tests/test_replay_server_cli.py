@@ -15,7 +15,7 @@ from auditor.hubble.client import HubbleClient
 from auditor.model.flows import Flow
 from tests.hubble_support import fast_config, take
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared/fixtures/real-flows"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "real-flows"
 FIXTURE = FIXTURES / "hubble-otel-basic-sample-10-flows.jsonl"
 LISTEN = "127.0.0.1:0"
 
