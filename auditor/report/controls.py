@@ -52,7 +52,7 @@ def cis_5_3_2(ns: NamespaceReport) -> ControlResult:
         names = ", ".join(p.name for p in ns.policies)
         return ControlResult(CIS_5_3_2.id, ns.name, PASS, f"NetworkPolicies: {names}")
     return ControlResult(CIS_5_3_2.id, ns.name, FAIL,
-                         f"no NetworkPolicy in the namespace; {_pods(ns.pods)} accept and send any traffic")
+                         f"no NetworkPolicy in the namespace; nothing restricts its {_pods(ns.pods)}")
 
 
 def nsa_default_deny(ns: NamespaceReport, findings: Sequence[Finding]) -> ControlResult:

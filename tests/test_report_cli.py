@@ -1,0 +1,122 @@
+"""`auditor report` end to end: files and store modes, windows, --fail-on exit codes, bad arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from auditor.cli import main
+from auditor.model.findings import FindingKind, Severity
+from auditor.store import open_store
+from auditor.store.records import CounterRow
+from tests.report_support import DEMO, MINUTE, T0, finding
+
+MANIFESTS = str(DEMO / "cluster.yaml")
+FLOWS = str(DEMO / "flows.jsonl")
+FILES = ["report", "--manifests", MANIFESTS, "--flows", FLOWS]
+
+
+def run_json(args: list[str], tmp_path: Path) -> tuple[int, dict[str, object]]:
+    out = tmp_path / "r.json"
+    code = main([*args, "--format", "json", "--output", str(out)])
+    return code, json.loads(out.read_text())
+
+
+def seeded_store(tmp_path: Path) -> str:
+    """A real SQLite store with what a daemon would have recorded over ten minutes."""
+    url = f"sqlite://{tmp_path / 'auditor.db'}"
+    with open_store(url) as store:
+        store.upsert_findings([finding(FindingKind.UNEXPECTED_ALLOW, Severity.HIGH, count=3),
+                               finding(FindingKind.POLICY_DROP, Severity.LOW, ns="legacy", workload="batch")])
+        store.add_counts([CounterRow(T0, "shop", "web", "FORWARDED", "ingress", "shop/default-deny@7", 5),
+                          CounterRow(T0, "shop", "web", "DROPPED", "ingress", "shop/default-deny@7", 2)])
+        store.record_window(T0, T0 + 10 * MINUTE)
+        store.record_gap(T0 + MINUTE, T0 + 2 * MINUTE, "lost-events:hubble_ring_buffer", 42)
+        store.record_policy_change(T0 + MINUTE, "MODIFIED", "shop", "default-deny", "7", "{}")
+    return url
+
+
+class TestFilesMode:
+    def test_fail_on_high_exits_3(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """The demo has high findings: --fail-on high exits 3 and says how many on stderr."""
+        out = tmp_path / "r.md"
+        assert main([*FILES, "--format", "markdown", "--output", str(out), "--fail-on", "high"]) == 3
+        assert "findings at or above high" in capsys.readouterr().err
+        assert out.read_text().startswith("# Network policy compliance report")
+
+    def test_fail_on_critical_passes(self, tmp_path: Path) -> None:
+        """No critical finding in the demo: exit 0 with --fail-on critical."""
+        out = str(tmp_path / "r.csv")
+        assert main([*FILES, "--format", "csv", "--output", out, "--fail-on", "critical"]) == 0
+
+    def test_window_excludes_flows_outside_it(self, tmp_path: Path) -> None:
+        """--from/--to after the capture: no flows judged, static findings remain."""
+        window = ["--from", "2030-01-01T00:00:00Z", "--to", "2030-01-02T00:00:00Z"]
+        code, doc = run_json([*FILES, *window], tmp_path)
+        assert code == 0
+        assert doc["completeness"]["flows"] == 0  # type: ignore[index]
+        assert {f["kind"] for f in doc["findings"]} <= {k.value for k in FindingKind if k.is_static}  # type: ignore[attr-defined]
+
+    def test_stdout_output(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--output - writes the report to stdout."""
+        assert main([*FILES, "--format", "csv", "--output", "-"]) == 0
+        assert capsys.readouterr().out.startswith("id,severity,kind")
+
+
+class TestStoreMode:
+    def test_reads_findings_counters_coverage_and_changes(self, tmp_path: Path) -> None:
+        """Findings, flows by verdict, lost events and the change timeline come from the store."""
+        code, doc = run_json(["report", "--store", seeded_store(tmp_path), "--manifests", MANIFESTS], tmp_path)
+        assert code == 0
+        assert doc["summary"]["flows_by_verdict"] == {"DROPPED": 2, "FORWARDED": 5}  # type: ignore[index]
+        assert doc["completeness"]["lost_events"] == 42  # type: ignore[index]
+        assert [c["name"] for c in doc["evidence"]["policy_changes"]] == ["default-deny"]  # type: ignore[index]
+        assert "unexpected-allow" in {f["kind"] for f in doc["findings"]}  # type: ignore[attr-defined]
+
+    def test_posture_unavailable_is_stated(self, tmp_path: Path) -> None:
+        """Without manifests or a live cluster the report says posture is unavailable; controls unknown."""
+        code, doc = run_json(["report", "--store", seeded_store(tmp_path), "--no-live-cluster"], tmp_path)
+        assert code == 0
+        assert doc["posture"]["available"] is False  # type: ignore[index]
+        assert "posture unavailable" in doc["posture"]["note"]  # type: ignore[index]
+        cis = {r["status"] for r in doc["control_results"] if r["control"] == "CIS-5.3.2"}  # type: ignore[attr-defined]
+        assert cis == {"unknown"}
+
+    def test_namespace_filter(self, tmp_path: Path) -> None:
+        """--namespace legacy keeps legacy's finding only."""
+        args = ["report", "--store", seeded_store(tmp_path), "--no-live-cluster", "--namespace", "legacy"]
+        _, doc = run_json(args, tmp_path)
+        assert {f["namespace"] for f in doc["findings"]} == {"legacy"}  # type: ignore[attr-defined]
+
+
+class TestBadArguments:
+    def test_store_and_flows_together_rejected(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                               ) -> None:
+        """--store with --flows is an error naming both."""
+        out = str(tmp_path / "x")
+        code = main([*FILES, "--store", "sqlite:///:memory:", "--format", "csv", "--output", out])
+        assert code == 1
+        assert "--store" in capsys.readouterr().err
+
+    def test_since_with_from_rejected(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """--since and --from are exclusive."""
+        code = main([*FILES, "--since", "1h", "--from", "2026-01-01T00:00:00Z", "--format", "csv",
+                     "--output", str(tmp_path / "x")])
+        assert code == 1
+        assert "--since" in capsys.readouterr().err
+
+    def test_bad_time_named(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """An unparsable --from names the flag and the value."""
+        code = main([*FILES, "--from", "yesterday", "--format", "csv", "--output", str(tmp_path / "x")])
+        assert code == 1
+        assert "--from" in capsys.readouterr().err
+
+    def test_missing_flow_file_named(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A missing flow file fails with its name."""
+        missing = str(tmp_path / "nope.jsonl")
+        code = main(["report", "--manifests", MANIFESTS, "--flows", missing, "--format", "csv",
+                     "--output", str(tmp_path / "x")])
+        assert code == 1
+        assert "nope.jsonl" in capsys.readouterr().err
