@@ -173,6 +173,31 @@ class TestFailures:
         assert client.stats.stalled
         assert len(attempts) == 2
 
+    def test_silent_server_is_cancelled_by_the_watchdog(self) -> None:
+        """A server that accepts the call but never sends headers or data is detected as stalled."""
+        released = threading.Event()
+
+        def silent(_request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+            context.add_callback(released.set)
+            released.wait(10)
+            yield from ()
+
+        handler = grpc.method_handlers_generic_handler(
+            "observer.Observer", {"GetFlows": grpc.unary_stream_rpc_method_handler(silent)})
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        server.add_generic_rpc_handlers((handler,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        try:
+            client = HubbleClient(fast_config(f"127.0.0.1:{port}", stall_timeout=0.2),
+                                  on_attempt=lambda n: n >= 1 and client.close())
+            assert take(client, 1, limit=10) == []
+        finally:
+            released.set()
+            server.stop(0)
+        assert client.stats.stalls == 1
+        assert not client.stats.connected
+
     def test_unreachable_server_backs_off_exponentially(self) -> None:
         """Refused connections are retried with growing delays until closed."""
         delays: list[float] = []

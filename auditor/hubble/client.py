@@ -36,6 +36,7 @@ _FATAL_CODES = frozenset({
     grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAUTHENTICATED,
     grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT,
 })
+_VERSION_KEYS = frozenset({"hubble-server-version", "hubble-relay-version"})
 log = structlog.get_logger(component="hubble.client")  # auditor.log.get_logger raises on the logger= key
 
 
@@ -190,7 +191,9 @@ class HubbleClient:
         for response in call:
             stats.received += 1
             if not stats.connected:
-                self._connected()
+                # Not call.initial_metadata(): it blocks holding the call's lock, so close() or the
+                # watchdog could not cancel a server that never answers.
+                self._connected(call)
             event = event_from_response(response)
             if type(event) is Flow:
                 if not accept(event.time_ns, response):
@@ -216,13 +219,15 @@ class HubbleClient:
                 stats.node_states[name] = event.state.value
             log.info("hubble_node_status", state=event.state.value, nodes=list(event.node_names))
 
-    def _connected(self) -> None:
+    def _connected(self, call: Any) -> None:
         stats = self.stats
         stats.connected, stats.stalled, self._ever_connected = True, False, True
+        metadata = call.initial_metadata()  # arrived before the first message: does not block now
         if self._down_since_ns:
             stats.gaps.append((self._down_since_ns, self._clock_ns()))
             self._down_since_ns = 0
-        log.info("hubble_connected", server=self.config.server, since_ns=self._resume.last_ns)
+        versions = {key: value for key, value in metadata or () if key in _VERSION_KEYS}
+        log.info("hubble_connected", server=self.config.server, since_ns=self._resume.last_ns, **versions)
 
     def _disconnected(self, reason: str) -> None:
         stats = self.stats

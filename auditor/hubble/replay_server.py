@@ -28,6 +28,8 @@ from auditor.hubble.filters import Predicate, compile_filters
 from auditor.hubble.tls import ServerTLS
 
 SERVICE = "observer.Observer"
+VERSION_KEY = "hubble-server-version"
+"""Response metadata a Hubble server sends with its version; sent at once so clients see the stream open."""
 _IDLE_POLL = 0.2
 log = structlog.get_logger(component="hubble.replay")  # auditor.log.get_logger raises on the logger= key
 
@@ -203,6 +205,7 @@ class ReplayServer:
             payloads = select_payloads(self.records, request)
         except ConfigError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        context.send_initial_metadata(((VERSION_KEY, f"auditor-replay/{__version__}"),))
         done = threading.Event()
         context.add_callback(done.set)
         while True:
