@@ -185,6 +185,11 @@ class TestJsonShapes:
         with pytest.raises(JsonShapeError, match="expected a JSON object, got a list"):
             response_from_json("[1, 2]")
 
+    def test_object_without_flow_fields_refused(self) -> None:
+        """A JSON object with no Hubble key at all (some other log) is refused, not read as an empty flow."""
+        with pytest.raises(JsonShapeError, match="no Hubble flow fields in this object"):
+            response_from_json('{"level":"info","msg":"started"}')
+
     def test_out_of_range_number_refused(self) -> None:
         """A number too large for its protobuf field is refused, not wrapped around."""
         with pytest.raises(ValueError, match="does not fit"):

@@ -280,6 +280,9 @@ def response_from_json(line: str | bytes, notes: list[str] | None = None) -> Any
     found: list[jsonpb.Note] = []
     if _WRAPPER_KEYS.isdisjoint(obj) and not _RESPONSE_ONLY_KEYS.issuperset(obj):
         kwargs = _flow_kwargs(obj, found)
+        if not kwargs and not found:
+            keys = ", ".join(list(obj)[:5])
+            raise jsonpb.JsonShapeError(f"no Hubble flow fields in this object (keys: {keys})")
         wrapped: dict[str, Any] = {"flow": kwargs}
         if "node_name" in kwargs:
             wrapped["node_name"] = kwargs["node_name"]
