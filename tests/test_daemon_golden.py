@@ -1,0 +1,108 @@
+"""Golden /metrics of the daemon after the demo flows were replayed through it, and `promtool check metrics`.
+
+The comparison uses a normalized copy of the real scrape (`normalize`); `promtool` checks the raw one.
+`UPDATE_GOLDEN=1 pytest tests/test_daemon_golden.py` rewrites tests/golden/daemon_metrics.txt.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_support import (
+    DEMO_FLOW_COUNT,
+    DEMO_FLOWS,
+    DEMO_MANIFESTS,
+    build,
+    daemon_base,
+    http_get,
+    running,
+    total,
+    wait_until,
+)
+from tests.promtool_runner import run_promtool
+
+GOLDEN = Path(__file__).parent / "golden" / "daemon_metrics.txt"
+
+NOT_DETERMINISTIC = re.compile(
+    r"^(auditor_flow_processing_lag_seconds_(bucket|sum|count)"  # wall clock minus flow time
+    r"|auditor_scrape_duration_seconds"  # how long this scrape took
+    r"|auditor_inventory_last_sync_timestamp_seconds"  # when the manifests were read
+    r")[ {]"
+)
+"""Samples left out of the golden comparison.  Their HELP/TYPE lines stay, so the metric set is still
+checked; auditor_last_flow_timestamp_seconds stays too: it is the newest flow's own time."""
+VERSION = re.compile(r'^(auditor_build_info\{version=)"[^"]*"')
+
+
+def normalize(text: str) -> str:
+    """Drop NOT_DETERMINISTIC samples, replace the version label, sort samples within each metric."""
+    blocks: list[list[str]] = []
+    for line in text.splitlines():
+        if line.startswith("# HELP") or not blocks:
+            blocks.append([])
+        if NOT_DETERMINISTIC.match(line):
+            continue
+        blocks[-1].append(VERSION.sub(r'\1"VERSION"', line))
+    lines = []
+    for block in blocks:
+        comments = [line for line in block if line.startswith("#")]
+        lines += comments + sorted(line for line in block if not line.startswith("#"))
+    return "\n".join(lines) + "\n"
+
+
+def settled(base: str) -> str | None:
+    """The scrape once every flow is analysed and two scrapes 0.3 s apart agree (a flush happened)."""
+    first = http_get(base + "/metrics")[1]
+    analysed = total(first, "auditor_flows_processed_total") == DEMO_FLOW_COUNT
+    if not analysed or not total(first, "auditor_open_findings"):
+        return None
+    time.sleep(0.3)
+    second = http_get(base + "/metrics")[1]
+    return second if normalize(first) == normalize(second) else None
+
+
+@pytest.fixture(scope="module")
+def scrape(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The raw /metrics text of a daemon that replayed the demo flows and flushed."""
+    workdir = tmp_path_factory.mktemp("golden")
+    daemon = build(workdir, ["--manifests", str(DEMO_MANIFESTS), "--flows", str(DEMO_FLOWS),
+                             "--flush-interval", "1s"])
+    found: list[str] = []
+
+    def check() -> bool:
+        text = settled(daemon_base(daemon))
+        found.extend([text] if text else [])
+        return bool(found)
+    with running(daemon):
+        wait_until(check, 20, "a settled scrape")
+    return found[0]
+
+
+class TestDaemonGolden:
+    def test_exposition_matches_golden(self, scrape: str) -> None:
+        """The normalized scrape equals tests/golden/daemon_metrics.txt (UPDATE_GOLDEN=1 rewrites it)."""
+        normalized = normalize(scrape)
+        if os.environ.get("UPDATE_GOLDEN") == "1":
+            GOLDEN.write_text(normalized)
+        assert normalized == GOLDEN.read_text()
+
+    def test_filter_drops_only_listed_samples(self, scrape: str) -> None:
+        """Normalizing removes the lag histogram, scrape duration and last sync samples and nothing else."""
+        kept = {line.split("{")[0].split(" ")[0] for line in normalize(scrape).splitlines() if line[0] != "#"}
+        raw = {line.split("{")[0].split(" ")[0] for line in scrape.splitlines() if line[0] != "#"}
+        assert raw - kept == {
+            "auditor_flow_processing_lag_seconds_bucket", "auditor_flow_processing_lag_seconds_sum",
+            "auditor_flow_processing_lag_seconds_count", "auditor_scrape_duration_seconds",
+            "auditor_inventory_last_sync_timestamp_seconds",
+        }
+
+    def test_promtool_check_metrics_passes(self, scrape: str) -> None:
+        """`promtool check metrics` accepts the raw scrape (no lint problems)."""
+        result = run_promtool("check", "metrics", stdin=scrape)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert not result.stdout.strip(), result.stdout
