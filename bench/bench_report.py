@@ -46,8 +46,8 @@ def cluster(namespaces: int, pods_per_ns: int) -> ClusterState:
             objects.append(Pod(ns, f"{app}-{p}", labels={"app": app}, ips=(f"10.{n // 250}.{n % 250}.{p + 1}",),
                                workload=WorkloadRef("Deployment", app)))
         if n % 2 == 0:
-            objects.append(NetworkPolicy(ns, "default-deny", LabelSelector(),
-                                         (PolicyDirection.INGRESS, PolicyDirection.EGRESS), resource_version="1"))
+            both = (PolicyDirection.INGRESS, PolicyDirection.EGRESS)
+            objects.append(NetworkPolicy(ns, "default-deny", LabelSelector(), both, resource_version="1"))
         for a in range(2 + n % 3):
             objects.append(NetworkPolicy(ns, f"allow-app-{a}", LabelSelector({"app": f"app-{a}"}),
                                          (PolicyDirection.INGRESS,), ingress=(), resource_version="1"))
@@ -78,7 +78,8 @@ def main() -> None:
     args = parser.parse_args()
     state = cluster(args.namespaces, args.pods_per_namespace)
     found = findings(args.findings, args.namespaces)
-    inputs = ReportInputs(findings=found, completeness=Completeness(T0, T0 + 60 * MINUTE, 60 * MINUTE, 0, flows=10**6),
+    hour = Completeness(T0, T0 + 60 * MINUTE, 60 * MINUTE, 0, flows=10**6)
+    inputs = ReportInputs(findings=found, completeness=hour,
                           source="files", source_detail="bench", state=state, usage=RuleUsage(),
                           flows_by_verdict={"FORWARDED": 900_000, "DROPPED": 100_000})
     start = time.perf_counter()
