@@ -66,7 +66,6 @@ _JSON_TYPE_NAMES = {list: "a list", str: "a string", int: "a number", float: "a 
 _UNKNOWN_VERDICT = Verdict.UNKNOWN
 _UNKNOWN_FLOW_TYPE = FlowType.UNKNOWN
 _UNKNOWN_DIRECTION = Direction.UNKNOWN
-_FLOW_TYPE_L7 = flow_pb2.L7
 
 
 _new_endpoint = positional_constructor(Endpoint, (
