@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from auditor.app.record import RecordOptions, record
 from auditor.cli import main
@@ -27,6 +28,13 @@ def kubeconfig(tmp_path: Path, server: str) -> str:
         "contexts:\n- name: loopback\n  context:\n    cluster: loopback\n    user: tester\n"
     )
     return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """The CLI configures structlog onto the captured stderr; undo it for later tests."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(name="api")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from auditor.errors import InventoryError
 from auditor.kube.client import factory_for, list_inventory
@@ -294,6 +296,21 @@ class TestRecovery:
         api.put("pods", pod("db-3"))
         recorder.wait_for(recorder.seen(ChangeType.ADDED, "shop/db-3"))
         assert watcher.status().resources["pods"].errors == 2
+
+    def test_broken_log_stream_does_not_stop_the_watch(
+        self, api: KubeAPI, make_watcher: Callable[..., InventoryWatcher], tmp_path: Path
+    ) -> None:
+        """Logging that raises (a closed stream) is ignored; the watcher still recovers and syncs."""
+        closed = (tmp_path / "log").open("w")
+        closed.close()
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=closed))
+        try:
+            api.fail_next("pods", 500, on="list")
+            watcher = make_watcher(resources=("pods",))
+            assert watcher.wait_synced(WAIT)
+        finally:
+            structlog.reset_defaults()
+        assert watcher.status().resources["pods"].errors == 1
 
     def test_stop_interrupts_blocked_watches(
         self, api: KubeAPI, make_watcher: Callable[..., InventoryWatcher]

@@ -153,7 +153,7 @@ class Reflector:
                     self._backoff.reset()
                     continue
             except ResourceGoneError:
-                self._log.info("inventory_watch_expired", resource_version=self._rv)
+                self._say("info", "inventory_watch_expired", resource_version=self._rv)
                 need_list = True
                 continue
             except Exception as exc:
@@ -161,6 +161,11 @@ class Reflector:
                     break
                 self._failed(exc)
             self._stop.wait(self._backoff.next_delay())
+
+    def _say(self, level: str, event: str, **fields: Any) -> None:
+        """Log, never raising: a broken log stream must not stop the watch."""
+        with contextlib.suppress(Exception):
+            getattr(self._log, level)(event, **fields)
 
     def abort(self) -> None:
         """Interrupt a blocked watch read (used by stop)."""
@@ -178,7 +183,7 @@ class Reflector:
             self.stats.errors += 1
             self.stats.up = False
             self.stats.last_error = message
-        self._log.warning("inventory_watch_failed", error=message, resource_version=self._rv)
+        self._say("warning", "inventory_watch_failed", error=message, resource_version=self._rv)
 
     def _list(self) -> None:
         timeout = (self._settings.connect_timeout_seconds, self._settings.list_timeout_seconds)
@@ -200,7 +205,7 @@ class Reflector:
             self.stats.last_sync_time_ns = now
             self.stats.objects = len(self._known)
         self.synced.set()
-        self._log.info("inventory_listed", objects=len(self._known), resource_version=version)
+        self._say("info", "inventory_listed", objects=len(self._known), resource_version=version)
 
     def _diff(self, items: list[Mapping[str, Any]], now: int) -> list[Change]:
         """Changes that bring the known state to the listed one."""
@@ -290,7 +295,7 @@ class Reflector:
         elif event_type == "DELETED":
             self._delete(with_kind(dict(raw), self.kind))
         elif event_type != "BOOKMARK":
-            self._log.warning("inventory_unknown_event_type", type=str(event_type)[:40])
+            self._say("warning", "inventory_unknown_event_type", type=str(event_type)[:40])
         self._rv = raw_resource_version(raw) or self._rv
         with self.stats.lock:
             self.stats.resource_version = self._rv
@@ -329,7 +334,7 @@ class Reflector:
     def _invalid(self, message: str) -> None:
         with self.stats.lock:
             self.stats.invalid_objects[self.kind.kind] += 1
-        self._log.warning("inventory_invalid_object", kind=self.kind.kind, error=message)
+        self._say("warning", "inventory_invalid_object", kind=self.kind.kind, error=message)
 
     def _emit(self, change: Change) -> None:
         try:
@@ -337,4 +342,4 @@ class Reflector:
         except Exception as exc:
             with self.stats.lock:
                 self.stats.sink_errors += 1
-            self._log.error("inventory_sink_failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
+            self._say("error", "inventory_sink_failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
