@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +46,24 @@ def run_promtool(
         cwd=cwd,
         check=False,
     )
+
+
+@contextmanager
+def prometheus_server(workdir: Path, config: str) -> Iterator[str]:
+    """A real `prometheus` with `config` (YAML text) on a free loopback port; yields its base URL."""
+    binary = prometheus_binary("prometheus")
+    config_file = workdir / "prometheus.yml"
+    config_file.write_text(config)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    process = subprocess.Popen(
+        [binary, f"--config.file={config_file}", f"--storage.tsdb.path={workdir / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

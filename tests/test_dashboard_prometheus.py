@@ -5,20 +5,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
-import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from auditor.exporter.collector import make_registry
 from auditor.exporter.http import MetricsServer
 from auditor.exporter.snapshot import MetricsSnapshot
-from tests.promtool_runner import prometheus_binary
+from tests.promtool_runner import prometheus_server
 from tests.test_dashboard import expressions
 from tests.test_exporter_golden import fixed_snapshot
 
@@ -62,30 +60,19 @@ def wait_for_samples(base: str, deadline: float) -> None:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = prometheus_binary("prometheus")
     snapshot = scenario_snapshot()
     server = MetricsServer("127.0.0.1:0", registry=make_registry(lambda: snapshot))
     server.start()
-    workdir: Path = tmp_path_factory.mktemp("prometheus")
-    config = workdir / "prometheus.yml"
-    config.write_text(
+    config = (
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         "scrape_configs:\n"
         f"  - job_name: auditor\n    static_configs: [{{targets: ['127.0.0.1:{server.port}']}}]\n"
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_for_samples(base, time.monotonic() + 60)
-        yield base
+        with prometheus_server(tmp_path_factory.mktemp("prometheus"), config) as base:
+            wait_for_samples(base, time.monotonic() + 60)
+            yield base
     finally:
-        process.terminate()
-        process.wait(timeout=20)
         server.stop()
 
 
