@@ -8,7 +8,7 @@ import pytest
 
 from auditor.errors import ConfigError
 from auditor.hubble.backoff import Backoff
-from auditor.hubble.client import ResumePoint, flow_key
+from auditor.hubble.client import MAX_GAPS, ResumePoint, add_gap, flow_key
 from auditor.hubble.config import HubbleConfig, add_client_arguments, config_from_args
 from tests.hubble_support import BASE_NS, flow_response
 
@@ -74,6 +74,22 @@ class TestResumePoint:
         point.start_resume()
         assert not point.resuming
         assert point.accept(BASE_NS, flow_response(0, time_ns=BASE_NS))
+
+
+class TestGaps:
+    def test_overlapping_gaps_merge(self) -> None:
+        """A window that starts inside the previous one extends it."""
+        gaps: list[tuple[int, int]] = [(10, 20)]
+        add_gap(gaps, 15, 30)
+        add_gap(gaps, 40, 40)
+        assert gaps == [(10, 30), (40, 40)]
+
+    def test_gap_list_is_bounded(self) -> None:
+        """Past MAX_GAPS new windows widen the last one instead of growing the list."""
+        gaps = [(i * 10, i * 10 + 1) for i in range(MAX_GAPS)]
+        add_gap(gaps, MAX_GAPS * 10 + 5, MAX_GAPS * 10 + 9)
+        assert len(gaps) == MAX_GAPS
+        assert gaps[-1] == ((MAX_GAPS - 1) * 10, MAX_GAPS * 10 + 9)
 
 
 class TestConfig:

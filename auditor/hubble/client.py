@@ -36,6 +36,8 @@ _FATAL_CODES = frozenset({
     grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAUTHENTICATED,
     grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT,
 })
+MAX_GAPS = 10_000
+"""Gaps kept per source (Hubble reports lost events up to once a second per node)."""
 _VERSION_KEYS = frozenset({"hubble-server-version", "hubble-relay-version"})
 log = structlog.get_logger(component="hubble.client")  # auditor.log.get_logger raises on the logger= key
 
@@ -81,6 +83,15 @@ class ResumePoint:
             return False
         self.at_last.append(response)
         return True
+
+
+def add_gap(gaps: list[tuple[int, int]], start_ns: int, end_ns: int) -> None:
+    """Append a missing window; overlapping windows merge, and past MAX_GAPS the last one widens."""
+    if gaps and (start_ns <= gaps[-1][1] or len(gaps) >= MAX_GAPS):
+        last_start, last_end = gaps[-1]
+        gaps[-1] = (min(last_start, start_ns), max(last_end, end_ns))
+    else:
+        gaps.append((start_ns, end_ns))
 
 
 def flow_key(response: Any) -> bytes | str:
@@ -212,7 +223,7 @@ class HubbleClient:
             key = event.source.value
             stats.lost_events[key] = stats.lost_events.get(key, 0) + event.count
             start = event.first_ns or event.time_ns
-            stats.gaps.append((start, event.last_ns or start))
+            add_gap(stats.gaps, start, event.last_ns or start)
             log.warning("hubble_events_lost", source=key, count=event.count, node=event.node_name)
         else:
             for name in event.node_names:
@@ -224,7 +235,7 @@ class HubbleClient:
         stats.connected, stats.stalled, self._ever_connected = True, False, True
         metadata = call.initial_metadata()  # arrived before the first message: does not block now
         if self._down_since_ns:
-            stats.gaps.append((self._down_since_ns, self._clock_ns()))
+            add_gap(stats.gaps, self._down_since_ns, self._clock_ns())
             self._down_since_ns = 0
         versions = {key: value for key, value in metadata or () if key in _VERSION_KEYS}
         log.info("hubble_connected", server=self.config.server, since_ns=self._resume.last_ns, **versions)
