@@ -11,6 +11,7 @@ from auditor.cli import main
 from auditor.model.findings import FindingKind, Severity
 from auditor.store import open_store
 from auditor.store.records import CounterRow
+from tests.kubeapi import KubeAPI
 from tests.report_support import DEMO, MINUTE, T0, finding
 
 MANIFESTS = str(DEMO / "cluster.yaml")
@@ -89,6 +90,42 @@ class TestStoreMode:
         args = ["report", "--store", seeded_store(tmp_path), "--no-live-cluster", "--namespace", "legacy"]
         _, doc = run_json(args, tmp_path)
         assert {f["namespace"] for f in doc["findings"]} == {"legacy"}  # type: ignore[attr-defined]
+
+
+def kubeconfig(tmp_path: Path, server: str) -> str:
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "loopback", "cluster": {"server": server}}],
+        "users": [{"name": "reader", "user": {"token": "synthetic"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "loopback", "user": "reader"}}],
+    }))
+    return str(path)
+
+
+class TestLivePosture:
+    def test_posture_listed_from_the_cluster(self, tmp_path: Path) -> None:
+        """Store mode without manifests lists the (loopback) API server once for the posture."""
+        api = KubeAPI().start()
+        try:
+            api.put("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "legacy"}})
+            meta = {"name": "batch-1", "namespace": "legacy", "labels": {"app": "batch"}}
+            api.put("pods", {"apiVersion": "v1", "kind": "Pod", "metadata": meta})
+            args = ["report", "--store", seeded_store(tmp_path), "--kubeconfig", kubeconfig(tmp_path, api.url)]
+            code, doc = run_json(args, tmp_path)
+        finally:
+            api.stop()
+        assert code == 0
+        assert doc["posture"] == {"available": True, "note": "posture from a listing of the live cluster"}
+        legacy = next(ns for ns in doc["namespaces"] if ns["name"] == "legacy")  # type: ignore[attr-defined]
+        assert [p["name"] for p in legacy["unprotected_pods"]] == ["batch-1"]
+
+    def test_unreachable_cluster_means_posture_unavailable(self, tmp_path: Path) -> None:
+        """A kubeconfig pointing nowhere costs the posture, not the report."""
+        args = ["report", "--store", seeded_store(tmp_path), "--kubeconfig", str(tmp_path / "missing")]
+        code, doc = run_json(args, tmp_path)
+        assert code == 0
+        assert doc["posture"]["available"] is False  # type: ignore[index]
 
 
 class TestBadArguments:

@@ -57,6 +57,8 @@ class ReportOptions:
     generated_at_ns: int = 0
     live_cluster: bool = True
     """Store mode without manifests: list the live cluster for the posture."""
+    kubeconfig: str | None = None
+    context: str | None = None
     enforce_node_traffic: bool = False
 
 
@@ -231,7 +233,8 @@ def posture(options: ReportOptions) -> tuple[ClusterState | None, str]:
     try:
         from auditor.kube.client import api_client_factory, list_inventory
 
-        state = ClusterState.build(list_inventory(api_client_factory()()))
+        factory = api_client_factory(kubeconfig=options.kubeconfig, context=options.context)
+        state = ClusterState.build(list_inventory(factory()))
     except Exception as exc:
         return None, f"posture unavailable: the live cluster could not be listed ({exc})"
     return state, "posture from a listing of the live cluster"

@@ -30,6 +30,9 @@ def register(subparsers: Any) -> None:
     source.add_argument("--flows", nargs="+", default=[], metavar="FILE", help="flow files (jsonpb, gzip ok)")
     source.add_argument("--no-live-cluster", action="store_true",
                         help="with --store and no --manifests: do not list the live cluster for the posture")
+    source.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig for the live posture (default: "
+                        "in-cluster service account, else KUBECONFIG or ~/.kube/config)")
+    source.add_argument("--context", help="kubeconfig context for the live posture")
     window = parser.add_argument_group("window (default: everything the data covers)")
     window.add_argument("--since", metavar="DURATION", help="the last DURATION before now (e.g. 24h, 7d)")
     window.add_argument("--from", dest="from_time", metavar="TIME", help="start, RFC 3339")
@@ -87,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         title=args.title,
         generated_at_ns=_time(args.generated_at, "--generated-at") or 0,
         live_cluster=not args.no_live_cluster,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
         enforce_node_traffic=args.enforce_node_traffic,
     )
     outcome = run_report(options)
