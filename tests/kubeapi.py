@@ -15,7 +15,7 @@ import json
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -220,7 +220,7 @@ class KubeAPI:
                 metadata["continue"] = f"{start + limit}:{metadata['resourceVersion']}"
             return {"kind": list_kind, "apiVersion": api_version, "metadata": metadata, "items": items}
 
-    def _watch_events(self, resource: str, since: int) -> Iterator[dict[str, Any] | None]:
+    def _watch_events(self, resource: str, since: int) -> Generator[dict[str, Any] | None, None, None]:
         """Events for one watch; None means "drop the connection"."""
         with self._cond:
             expired = since < self._compacted[resource]
@@ -280,61 +280,67 @@ def _status(code: int, reason: str) -> dict[str, Any]:
     }
 
 
-def _handler_for(api: KubeAPI) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Handler(BaseHTTPRequestHandler):
+    """Serves one request against `api` (set on the per-server subclass)."""
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    protocol_version = "HTTP/1.1"
+    api: KubeAPI
 
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            route = PATHS.get(parts.path)
-            if route is None:
-                self._send_json(404, _status(404, "NotFound"))
-                return
-            resource, list_kind, api_version = route
-            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            watch = query.get("watch", "").lower() in ("true", "1")
-            since = query.get("resourceVersion", "")
-            with api._cond:
-                api.requests.append(Request(resource, watch, since))
-            fault = api._take_fault(resource, watch)
-            if fault is not None:
-                self._send_json(fault.status, _status(fault.status, "InjectedFault"))
-            elif watch:
-                self._stream(api._watch_events(resource, int(since or 0)))
-            else:
-                self._send_json(200, api._list_body(resource, list_kind, api_version, query))
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
-        def _send_json(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def do_GET(self) -> None:
+        api = self.api
+        parts = urlsplit(self.path)
+        route = PATHS.get(parts.path)
+        if route is None:
+            self._send_json(404, _status(404, "NotFound"))
+            return
+        resource, list_kind, api_version = route
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        watch = query.get("watch", "").lower() in ("true", "1")
+        since = query.get("resourceVersion", "")
+        with api._cond:
+            api.requests.append(Request(resource, watch, since))
+        fault = api._take_fault(resource, watch)
+        if fault is not None:
+            self._send_json(fault.status, _status(fault.status, "InjectedFault"))
+        elif watch:
+            self._stream(api._watch_events(resource, int(since or 0)))
+        else:
+            self._send_json(200, api._list_body(resource, list_kind, api_version, query))
 
-        def _stream(self, events: Iterator[dict[str, Any] | None]) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            self.close_connection = True
-            try:
-                for event in events:
-                    if event is None:
-                        with contextlib.suppress(OSError):
-                            self.connection.shutdown(socket.SHUT_RDWR)
-                        return
-                    data = json.dumps(event).encode() + b"\n"
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                    self.wfile.flush()
-                self.wfile.write(b"0\r\n\r\n")
+    def _send_json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _stream(self, events: Generator[dict[str, Any] | None, None, None]) -> None:
+        """A chunked JSON-lines stream; None from `events` cuts the connection without the last chunk."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for event in events:
+                if event is None:
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                data = json.dumps(event).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 self.wfile.flush()
-            except OSError:
-                return
-            finally:
-                events.close()  # type: ignore[attr-defined]
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            return
+        finally:
+            events.close()
 
-    return Handler
+
+def _handler_for(api: KubeAPI) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_Handler,), {"api": api})
