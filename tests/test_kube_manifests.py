@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from auditor.model.k8s import Namespace, NetworkPolicy, Node, Pod, PolicyPort, W
 SHOP = Path(__file__).parent / "fixtures" / "manifests" / "shop"
 
 
-def keys(objects: list[object], kind: type) -> list[str]:
+def keys(objects: Sequence[object], kind: type) -> list[str]:
     return [getattr(o, "key", getattr(o, "name", "")) for o in objects if isinstance(o, kind)]
 
 
