@@ -14,6 +14,7 @@ from auditor.store.records import CounterRow
 from tests.kubeapi import KubeAPI
 from tests.report_support import DEMO, MINUTE, T0, finding
 
+SCENARIOS = Path(__file__).parent / "fixtures" / "scenarios"
 MANIFESTS = str(DEMO / "cluster.yaml")
 FLOWS = str(DEMO / "flows.jsonl")
 FILES = ["report", "--manifests", MANIFESTS, "--flows", FLOWS]
@@ -64,6 +65,26 @@ class TestFilesMode:
         """--output - writes the report to stdout."""
         assert main([*FILES, "--format", "csv", "--output", "-"]) == 0
         assert capsys.readouterr().out.startswith("id,severity,kind")
+
+
+class TestScenarios:
+    def test_dns_denial_shows_the_query_name(self, tmp_path: Path) -> None:
+        """The dns-denied scenario's report names the query recovered from the flows."""
+        scenario = SCENARIOS / "dns-denied"
+        _, doc = run_json(["report", "--manifests", str(scenario / "manifests.yaml"),
+                           "--flows", str(scenario / "flows.jsonl")], tmp_path)
+        assert [d["query"] for d in doc["evidence"]["dns_denials"]] == ["blocked.example.com."]  # type: ignore[index]
+
+    def test_policy_change_in_timeline_and_denial_attributed(self, tmp_path: Path) -> None:
+        """policy-narrowed: the change is in the timeline; the later drop names the new revision."""
+        scenario = SCENARIOS / "policy-narrowed"
+        args = ["report", "--manifests", str(scenario / "manifests.yaml"), "--cluster-events",
+                str(scenario / "cluster-events.jsonl"), "--flows", str(scenario / "flows.jsonl")]
+        _, doc = run_json(args, tmp_path)
+        evidence = doc["evidence"]
+        changes = evidence["policy_changes"]  # type: ignore[index]
+        assert [(c["name"], c["revision"]) for c in changes] == [("api-in", "11")]
+        assert evidence["top_denied"][0]["policies"] == ["shop/api-in@11"]  # type: ignore[index]
 
 
 class TestStoreMode:

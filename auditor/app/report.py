@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from auditor.app.audit import HISTORY_WINDOW_NS, build_history
 from auditor.errors import ConfigError, InputError
 from auditor.findings.aggregate import FindingAggregator
-from auditor.findings.correlate import Correlator
+from auditor.findings.correlate import Correlator, CorrelatorStats
 from auditor.findings.static import static_findings
 from auditor.hubble.files import FileFlowSource
 from auditor.kube.manifests import load_manifests
@@ -105,58 +105,87 @@ def _replace_title(inputs: ReportInputs, title: str) -> ReportInputs:
 # --- files mode ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """What one pass over the flow files produced."""
+
+    correlator: Correlator
+    aggregator: FindingAggregator
+    source: FileFlowSource
+    gaps: tuple[GapInfo, ...]
+
+
 def files_inputs(options: ReportOptions) -> ReportInputs:
     """The offline analysis of manifests (+ cluster events) and flow files."""
     if not options.manifests:
         raise ConfigError("--flows needs --manifests (the cluster state the flows are judged against)")
     history, _objects, _changes = build_history(options.manifests, options.cluster_events)
-    source = FileFlowSource(options.flows)
     recorder = RuleUsageRecorder(PolicyEngine(enforce_node_traffic=options.enforce_node_traffic))
-    correlator = Correlator(history, recorder)
+    judged = _judge_files(options, Correlator(history, recorder))
+    state = history.latest()
+    for finding in static_findings(state, enforce_node_traffic=options.enforce_node_traffic):
+        judged.aggregator.add(finding)
+    stats = judged.correlator.stats
+    window = (options.from_ns if options.from_ns is not None else stats.first_ns,
+              options.to_ns if options.to_ns is not None else stats.last_ns)
+    verdicts = _verdicts(stats)
+    completeness = Completeness(
+        window_from_ns=window[0], window_to_ns=window[1], covered_ns=max(0, stats.last_ns - stats.first_ns),
+        lost_events=sum(g.lost_count for g in judged.gaps), gaps=judged.gaps, flows=sum(verdicts.values()),
+        skipped_lines=judged.source.stats.bad_lines, unresolved=stats.unresolved,
+        note="files: the capture is taken as continuous from its first to its last flow; gaps are the "
+        "lost-events records in the files",
+    )
+    return ReportInputs(
+        findings=judged.aggregator.all(), completeness=completeness, source="files",
+        source_detail="flows " + ", ".join(options.flows), state=state, flows_by_verdict=verdicts,
+        policy_hits=_hits(stats), usage=recorder.usage(), changes=_history_changes(history, window),
+        namespaces=options.namespaces, generated_at_ns=options.generated_at_ns,
+    )
+
+
+def _judge_files(options: ReportOptions, correlator: Correlator) -> _Judged:
+    """Every flow of the files inside the window through the correlator; lost events become gaps."""
+    source = FileFlowSource(options.flows)
     aggregator = FindingAggregator(max_keys=MAX_FINDINGS)
     lo = options.from_ns if options.from_ns is not None else 0
     hi = options.to_ns if options.to_ns is not None else 2**63
     gaps: list[GapInfo] = []
     for event in source.events():
         if isinstance(event, LostEvents):
-            start = event.first_ns or event.time_ns
-            if lo <= start < hi:
-                node = f"@{event.node_name}" if event.node_name else ""
-                reason = f"lost-events:{event.source.value}{node}"
-                gaps.append(GapInfo(start, max(start, event.last_ns or start), reason, event.count))
+            gap = _lost_gap(event)
+            if lo <= gap.from_ns < hi:
+                gaps.append(gap)
             continue
         if isinstance(event, Flow) and not lo <= event.time_ns < hi:
             continue
         for finding in correlator.process(event):
             aggregator.add(finding)
-    state = history.latest()
-    for finding in static_findings(state, enforce_node_traffic=options.enforce_node_traffic):
-        aggregator.add(finding)
-    stats = correlator.stats
-    first, last = stats.first_ns, stats.last_ns
-    window = (options.from_ns if options.from_ns is not None else first,
-              options.to_ns if options.to_ns is not None else last)
+    return _Judged(correlator, aggregator, source, tuple(gaps))
+
+
+def _lost_gap(event: LostEvents) -> GapInfo:
+    start = event.first_ns or event.time_ns
+    node = f"@{event.node_name}" if event.node_name else ""
+    reason = f"lost-events:{event.source.value}{node}"
+    return GapInfo(start, max(start, event.last_ns or start), reason, event.count)
+
+
+def _verdicts(stats: CorrelatorStats) -> dict[str, int]:
     verdicts: Counter[str] = Counter()
     for (verdict, _direction), count in stats.flows.items():
         verdicts[verdict] += count
+    return dict(verdicts)
+
+
+def _hits(stats: CorrelatorStats) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per policy (allowed, dropped), summed over directions, from the correlator's primary attribution."""
     hits: dict[tuple[str, str], tuple[int, int]] = {}
     for (namespace, name, _direction, action), count in stats.policy_verdicts.items():
         allowed, dropped = hits.get((namespace, name), (0, 0))
         is_allowed = action == "allowed"
         hits[(namespace, name)] = (allowed + count, dropped) if is_allowed else (allowed, dropped + count)
-    completeness = Completeness(
-        window_from_ns=window[0], window_to_ns=window[1], covered_ns=max(0, last - first),
-        lost_events=sum(g.lost_count for g in gaps), gaps=tuple(gaps), flows=sum(verdicts.values()),
-        skipped_lines=source.stats.bad_lines, unresolved=stats.unresolved,
-        note="files: the capture is taken as continuous from its first to its last flow; gaps are the "
-        "lost-events records in the files",
-    )
-    return ReportInputs(
-        findings=aggregator.all(), completeness=completeness, source="files",
-        source_detail="flows " + ", ".join(options.flows), state=state, flows_by_verdict=dict(verdicts),
-        policy_hits=hits, usage=recorder.usage(), changes=_history_changes(history, window),
-        namespaces=options.namespaces, generated_at_ns=options.generated_at_ns,
-    )
+    return hits
 
 
 def _history_changes(history: ClusterHistory, window: tuple[int, int]) -> list[PolicyChange]:
