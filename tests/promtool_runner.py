@@ -52,6 +52,7 @@ def run_promtool(
 def prometheus_server(workdir: Path, config: str) -> Iterator[str]:
     """A real `prometheus` with `config` (YAML text) on a free loopback port; yields its base URL."""
     binary = prometheus_binary("prometheus")
+    workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "prometheus.yml"
     config_file.write_text(config)
     with socket.socket() as sock:
