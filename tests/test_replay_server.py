@@ -86,6 +86,13 @@ class TestGetFlows:
             got = raw_flows(stub, request(follow=True), count=10)
         assert uuids(got) == [f"uuid-{i}" for i in range(10)]
 
+    def test_follow_with_until_ends_after_until(self, server: ReplayServer) -> None:
+        """follow with until ends the stream once the records up to `until` are sent."""
+        bounded = request(follow=True)
+        bounded.until.FromNanoseconds(BASE_NS + 2000)
+        with observer_stub(server.address) as stub:
+            assert uuids(raw_flows(stub, bounded)) == ["uuid-0", "uuid-1", "uuid-2"]
+
     def test_first_with_follow_is_invalid(self, server: ReplayServer) -> None:
         """first+follow is refused like Hubble does, with INVALID_ARGUMENT."""
         with observer_stub(server.address) as stub, pytest.raises(grpc.RpcError) as caught:

@@ -214,9 +214,9 @@ class ReplayServer:
                 yield payload
             if not (request.follow and self.loop and payloads) or done.is_set() or self._stopping.is_set():
                 break
-        if request.follow:
+        if request.follow and not request.HasField("until"):
             while not done.wait(_IDLE_POLL) and not self._stopping.is_set():
-                pass  # like Hubble: a follow stream stays open until the client goes away
+                pass  # like Hubble: a follow stream stays open until the client goes away (or `until`)
 
     def _nodes(self) -> dict[str, int]:
         counts: dict[str, int] = {}
