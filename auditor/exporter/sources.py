@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Mapping
 
 from auditor.exporter.snapshot import MetricsSnapshot
 from auditor.hubble.source import SourceStats
@@ -34,9 +35,15 @@ def with_source(snapshot: MetricsSnapshot, stats: SourceStats) -> MetricsSnapsho
         lost_events=lost,
         hubble_nodes=dict(node_states),
         last_flow_timestamp_seconds=stats.last_flow_time_ns / _NS_PER_S,
-        bad_flows={**snapshot.bad_flows, "decode": bad_lines} if bad_lines else snapshot.bad_flows,
+        bad_flows=_bad_flows(snapshot.bad_flows, decode=bad_lines, ignored=stats.ignored_events),
         flows_received=stats.flows,
     )
+
+
+def _bad_flows(current: Mapping[str, int], **reasons: int) -> Mapping[str, int]:
+    """Input the source could not use, by reason: `decode` (bad lines/messages) and `ignored`
+    (agent/debug events and other responses auditor does not read)."""
+    return {**current, **{reason: count for reason, count in reasons.items() if count}}
 
 
 def with_inventory(snapshot: MetricsSnapshot, status: InventoryStatus) -> MetricsSnapshot:

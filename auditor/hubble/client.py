@@ -216,6 +216,8 @@ class HubbleClient:
             elif isinstance(event, LostEvents | NodeStatus):
                 self._record(event)
                 yield event
+            else:
+                stats.ignored_events += 1
 
     def _record(self, event: LostEvents | NodeStatus) -> None:
         stats = self.stats

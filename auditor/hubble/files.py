@@ -141,9 +141,11 @@ class FileFlowSource:
                 except Exception as exc:  # never let one odd message stop the run
                     stats.record_error(f"{path}:{number}: cannot convert: {exc!r}")
                     continue
-                if event is not None:
-                    self._count(event)
-                    yield event
+                if event is None:
+                    stats.ignored_events += 1
+                    continue
+                self._count(event)
+                yield event
 
     def _count(self, event: FlowEvent) -> None:
         stats = self.stats

@@ -31,6 +31,8 @@ class SourceStats:
     connected: bool = False
     reconnects: int = 0
     duplicates_dropped: int = 0
+    ignored_events: int = 0
+    """Responses that carry nothing auditor reads (agent or debug events, empty oneof)."""
     node_states: dict[str, str] = field(default_factory=dict)
     """node name -> NodeState value, from relay node_status events."""
     gaps: list[tuple[int, int]] = field(default_factory=list)
@@ -62,6 +64,7 @@ class SourceStats:
                 connected=self.connected,
                 reconnects=self.reconnects,
                 duplicates_dropped=self.duplicates_dropped,
+                ignored_events=self.ignored_events,
                 node_states=dict(self.node_states),
                 gaps=list(self.gaps),
             )
