@@ -74,6 +74,37 @@ class TestNodeName:
         assert matches('{"node_name":["node-1"]}', flow(node="west/node-1"))
 
 
+def labelled(*labels: str) -> Any:
+    candidate = flow()
+    candidate.source.labels.extend(labels)
+    return candidate
+
+
+class TestLabels:
+    def test_equality_with_and_without_source_prefix(self) -> None:
+        """`app=web` matches k8s:app=web; `k8s:app=web` needs that source; other values do not match."""
+        assert matches('{"source_label":["app=web"]}', labelled("k8s:app=web"))
+        assert matches('{"source_label":["k8s:app=web"]}', labelled("k8s:app=web"))
+        assert not matches('{"source_label":["app=web"]}', labelled("k8s:app=api"))
+
+    def test_requirements_are_anded_and_sets_work(self) -> None:
+        """Comma-separated requirements all hold; `in (...)` and `!key` are understood."""
+        spec = '{"source_label":["app in (web, api),!canary,tier!=db"]}'
+        assert matches(spec, labelled("k8s:app=api", "k8s:tier=front"))
+        assert not matches(spec, labelled("k8s:app=api", "k8s:canary=true"))
+        assert not matches(spec, labelled("k8s:app=api", "k8s:tier=db"))
+
+    def test_reserved_label_by_key(self) -> None:
+        """`reserved:host` is matched by the bare key selector `reserved:host`."""
+        assert matches('{"source_label":["reserved:host"]}', labelled("reserved:host"))
+        assert not matches('{"source_label":["reserved:world"]}', labelled("reserved:host"))
+
+    def test_unparsable_selector(self) -> None:
+        """A selector that is not Kubernetes selector syntax is refused naming the requirement."""
+        with pytest.raises(ConfigError, match="cannot parse requirement"):
+            compile_filter(parse_filter_json('{"destination_label":["app=(x"]}'))
+
+
 class TestComposition:
     def test_fields_in_one_filter_are_anded(self) -> None:
         """Two fields in one filter must both match."""

@@ -165,7 +165,72 @@ def _port(side: str) -> Callable[[Sequence[str]], Predicate]:
     return build
 
 
+_SET_RE = re.compile(r"^\s*([\w.:/-]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+_CMP_RE = re.compile(r"^\s*(!?)\s*([\w.:/-]+)\s*(?:(==|=|!=)\s*([\w.:/-]*))?\s*$")
+Requirement = Callable[[dict[str, str]], bool]
+
+
+def _label_map(labels: Sequence[str]) -> dict[str, str]:
+    """Cilium labels (`k8s:app=web`, `reserved:host`) keyed both `source:key` and bare `key`."""
+    result: dict[str, str] = {}
+    for label in labels:
+        key, _, value = label.partition("=")
+        result[key] = value
+        result.setdefault(key.partition(":")[2] or key, value)
+    return result
+
+
+def _requirement(text: str) -> Requirement:
+    """One selector requirement: `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`."""
+    if found := _SET_RE.match(text):
+        key, op, values = found.group(1), found.group(2), {v.strip() for v in found.group(3).split(",")}
+        if op == "in":
+            return lambda labels: key in labels and labels[key] in values
+        return lambda labels: key not in labels or labels[key] not in values
+    found = _CMP_RE.match(text)
+    if not found:
+        raise ConfigError(f"label filter: cannot parse requirement {text.strip()!r}")
+    negated, key, op, value = found.groups()
+    if op is None:
+        return (lambda labels: key not in labels) if negated else (lambda labels: key in labels)
+    if negated:
+        raise ConfigError(f"label filter: '!' only negates a bare key, got {text.strip()!r}")
+    if op == "!=":
+        return lambda labels: labels.get(key) != value
+    return lambda labels: labels.get(key) == value
+
+
+def _split_selector(selector: str) -> list[str]:
+    """Split on commas outside parentheses."""
+    parts, depth, current = [], 0, ""
+    for char in selector:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
+
+
+def _label(side: str) -> Callable[[Sequence[str]], Predicate]:
+    """Label selectors (Kubernetes syntax) on an endpoint's Cilium labels; a bare key matches any source."""
+    def build(values: Sequence[str]) -> Predicate:
+        selectors = [[_requirement(part) for part in _split_selector(value)] for value in values]
+
+        def match(flow: Any) -> bool:
+            labels = _label_map(getattr(flow, side).labels)
+            return any(all(requirement(labels) for requirement in selector) for selector in selectors)
+
+        return match
+
+    return build
+
+
 _BUILDERS: dict[str, Callable[[Any], Predicate]] = {
+    "source_label": _label("source"),
+    "destination_label": _label("destination"),
     "verdict": _verdict,
     "drop_reason_desc": _drop_reason,
     "source_pod": _pod("source"),
