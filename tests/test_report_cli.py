@@ -105,6 +105,8 @@ class TestStoreMode:
         assert "posture unavailable" in doc["posture"]["note"]  # type: ignore[index]
         cis = {r["status"] for r in doc["control_results"] if r["control"] == "CIS-5.3.2"}  # type: ignore[attr-defined]
         assert cis == {"unknown"}
+        hits = doc["evidence"]["policy_hits"]  # type: ignore[index]
+        assert hits == [{"policy": "shop/default-deny", "allowed": 5, "dropped": 2, "isolating_hits": None}]
 
     def test_namespace_filter(self, tmp_path: Path) -> None:
         """--namespace legacy keeps legacy's finding only."""

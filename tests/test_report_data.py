@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auditor.model.findings import FindingKind, Severity
-from auditor.model.k8s import Namespace
+from auditor.model.k8s import LabelSelector, Namespace, NetworkPolicy, PolicyDirection, PolicyPort, Rule
 from auditor.report.data import ReportData
 from tests.report_support import finding, hostile_findings, pod, report, shop_state, state
 
@@ -35,6 +35,16 @@ class TestPosture:
         assert [ns.name for ns in data.namespaces] == ["legacy"]
         assert {f.namespace for f in data.findings} == {"legacy"}
         assert {r.namespace for r in data.control_results} == {"legacy"}
+
+
+    def test_invalid_policy_reported_in_its_namespace(self) -> None:
+        """A policy the API server would reject is left out of the posture and listed with the reason."""
+        bad = NetworkPolicy("shop", "bad", LabelSelector(), (PolicyDirection.INGRESS,),
+                            ingress=(Rule(ports=(PolicyPort("FOO", 80),)),))
+        data = report(st=state(pod("shop", "web-1", "web"), bad))
+        (shop,) = data.namespaces
+        assert shop.policies == ()
+        assert "unsupported value 'FOO'" in shop.invalid_policies[0]
 
 
 class TestControls:
@@ -92,6 +102,12 @@ class TestEvidence:
         data = report(hostile_findings(), shop_state())
         (conn,) = data.evidence.top_denied
         assert (conn.destination, conn.count, conn.policies) == ("shop/web", 12, ("shop/default-deny@7",))
+
+    def test_policy_hits_without_posture_come_from_counters(self) -> None:
+        """Without a cluster state the per-policy hits still list every policy the counters name."""
+        data = report([], None, policy_hits={("shop", "default-deny"): (5, 2)})
+        hits = [(h.policy, h.allowed, h.dropped) for h in data.evidence.policy_hits]
+        assert hits == [("shop/default-deny", 5, 2)]
 
     def test_unused_policy_needs_known_usage(self) -> None:
         """Without rule usage (store mode) no policy is called unused; with empty usage it is."""

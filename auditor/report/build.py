@@ -9,7 +9,7 @@ from auditor.model.findings import Finding
 from auditor.policy.state import ClusterState
 from auditor.report.controls import CONTROLS, evaluate
 from auditor.report.data import Completeness, NamespaceReport, PolicyChange, ReportData
-from auditor.report.evidence import runtime_evidence, sort_key, summary
+from auditor.report.evidence import policy_hits, runtime_evidence, sort_key, summary
 from auditor.report.posture import PolicyHits, namespace_names, namespace_report
 from auditor.report.usage import RuleUsage
 
@@ -69,6 +69,9 @@ def build_report(inputs: ReportInputs) -> ReportData:
     posture = inputs.state is not None
     changes = [c for c in inputs.changes if inputs.namespaces is None or c.namespace in inputs.namespaces]
     finding_namespaces = sorted({f.namespace for f in findings if f.namespace})
+    only = inputs.namespaces
+    scoped_hits = {k: v for k, v in inputs.policy_hits.items() if only is None or k[0] in only}
+    hits = policy_hits(namespaces, scoped_hits, posture)
     return ReportData(
         title=inputs.title,
         source=inputs.source,
@@ -83,5 +86,5 @@ def build_report(inputs: ReportInputs) -> ReportData:
         control_results=evaluate(namespaces, findings, finding_namespaces, posture),
         namespaces=namespaces,
         findings=findings,
-        evidence=runtime_evidence(findings, namespaces, changes, inputs.usage is not None),
+        evidence=runtime_evidence(findings, namespaces, changes, inputs.usage is not None, hits),
     )

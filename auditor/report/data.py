@@ -123,6 +123,8 @@ class NamespaceReport:
     unprotected: tuple[PodGap, ...]
     static_findings: tuple[int, ...]
     """Indexes into ReportData.findings."""
+    invalid_policies: tuple[str, ...] = ()
+    """Why each policy the API server would reject was left out of the posture."""
 
     @property
     def has_default_deny(self) -> bool:
@@ -168,6 +170,16 @@ class Connection:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyHit:
+    """Flows one policy decided in the window (see PolicyReport for the meaning of each count)."""
+
+    policy: str
+    allowed: int
+    dropped: int
+    isolating_hits: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyChange:
     time_ns: int
     change_type: str
@@ -191,6 +203,8 @@ class Evidence:
     """"namespace/name direction rule N" of rules that admitted no flow in the window."""
     rule_usage_known: bool
     changes: tuple[PolicyChange, ...]
+    policy_hits: tuple[PolicyHit, ...] = ()
+    """Every policy of the posture, or without a posture every policy the counters name."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from auditor.model.findings import Finding, FindingKind, Severity
-from auditor.report.data import Connection, Evidence, NamespaceReport, PolicyChange, Summary
+from auditor.report.data import Connection, Evidence, NamespaceReport, PolicyChange, PolicyHit, Summary
 
 TOP_DENIED = 20
 """Denied connections listed in the runtime evidence (all of them stay in the findings)."""
@@ -42,8 +42,19 @@ def _of_kind(findings: Sequence[Finding], *kinds: FindingKind) -> tuple[int, ...
     return tuple(i for i, f in enumerate(findings) if f.kind in kinds)
 
 
+def policy_hits(namespaces: Sequence[NamespaceReport], hits: Mapping[tuple[str, str], tuple[int, int]],
+                posture_available: bool) -> tuple[PolicyHit, ...]:
+    """Per-policy hits of the posture's policies, or without a posture of every policy counted."""
+    if posture_available:
+        return tuple(PolicyHit(p.key, p.allowed, p.dropped, p.isolating_hits)
+                     for ns in namespaces for p in ns.policies)
+    return tuple(PolicyHit(f"{ns}/{name}", allowed, dropped)
+                 for (ns, name), (allowed, dropped) in sorted(hits.items()))
+
+
 def runtime_evidence(findings: Sequence[Finding], namespaces: Sequence[NamespaceReport],
-                     changes: Sequence[PolicyChange], rule_usage_known: bool) -> Evidence:
+                     changes: Sequence[PolicyChange], rule_usage_known: bool,
+                     hits: tuple[PolicyHit, ...] = ()) -> Evidence:
     denied = sorted(_of_kind(findings, *DENIED_KINDS), key=lambda i: (-findings[i].count, i))
     unused_policies: list[str] = []
     unused_rules: list[str] = []
@@ -62,6 +73,7 @@ def runtime_evidence(findings: Sequence[Finding], namespaces: Sequence[Namespace
         unused_rules=tuple(unused_rules),
         rule_usage_known=rule_usage_known,
         changes=tuple(sorted(changes, key=lambda c: (c.time_ns, c.namespace, c.name, c.revision))),
+        policy_hits=hits,
     )
 
 

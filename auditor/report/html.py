@@ -133,11 +133,12 @@ def _controls(data: ReportData) -> str:
 def _namespace(data: ReportData, ns: NamespaceReport) -> str:
     deny_in = ", ".join(ns.default_deny_ingress) or "none"
     deny_out = ", ".join(ns.default_deny_egress) or "none"
+    invalid = f"<h4>Invalid policies</h4>{table(rows.invalid_policies(ns))}" if ns.invalid_policies else ""
     return (f'<article class="namespace" data-namespace="{esc(ns.name)}"><h3>{esc(ns.name)}</h3>'
             f"<p>{ns.pods} pods; isolated for ingress {ns.ingress_isolated}, for egress {ns.egress_isolated}; "
             f"default deny ingress: {esc(deny_in)}, egress: {esc(deny_out)}.</p>"
             f"<h4>Policies</h4>{table(rows.policies(ns, _lines))}"
-            f"<h4>Pods without policy</h4>{table(rows.pod_gaps(ns))}"
+            f"<h4>Pods without policy</h4>{table(rows.pod_gaps(ns))}{invalid}"
             f"<h4>Static findings</h4>{table(rows.static_findings(data, ns, _links(data)))}</article>")
 
 

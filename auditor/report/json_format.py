@@ -43,6 +43,7 @@ def _namespace(data: ReportData, ns: NamespaceReport) -> dict[str, Any]:
         "unprotected_pods": [{"name": g.name, "workload": g.workload, "ingress_isolated": g.ingress_isolated,
                               "egress_isolated": g.egress_isolated} for g in ns.unprotected],
         "static_findings": [data.finding_id(i) for i in ns.static_findings],
+        "invalid_policies": list(ns.invalid_policies),
     }
 
 
@@ -83,6 +84,8 @@ def _evidence(data: ReportData) -> dict[str, Any]:
         "health_checks": [ids(i) for i in e.health_checks],
         "unused_policies": list(e.unused_policies), "unused_rules": list(e.unused_rules),
         "rule_usage_known": e.rule_usage_known,
+        "policy_hits": [{"policy": h.policy, "allowed": h.allowed, "dropped": h.dropped,
+                         "isolating_hits": h.isolating_hits} for h in e.policy_hits],
         "policy_changes": [{"time": time_or_none(c.time_ns), "type": c.change_type, "namespace": c.namespace,
                             "name": c.name, "revision": c.revision} for c in e.changes],
     }

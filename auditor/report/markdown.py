@@ -88,6 +88,7 @@ def _namespace(data: ReportData, ns: NamespaceReport) -> list[str]:
             f"default deny ingress: {deny_in}, egress: {deny_out}.", "",
             "**Policies**", "", *table(rows.policies(ns, "; ".join)),
             "**Pods without policy**", "", *table(rows.pod_gaps(ns)),
+            *(["**Invalid policies**", "", *table(rows.invalid_policies(ns))] if ns.invalid_policies else []),
             "**Static findings**", "", *table(rows.static_findings(data, ns, _ids(data)))]
 
 

@@ -91,6 +91,11 @@ def _default_deny(policies: tuple[NetworkPolicy, ...], direction: PolicyDirectio
     return tuple(p.name for p in policies if p.pod_selector.is_empty and policy_applies(p, direction))
 
 
+def invalid_policies(state: ClusterState, namespace: str) -> tuple[str, ...]:
+    """The validation errors of the namespace's rejected policies (refs read `NetworkPolicy ns/name`)."""
+    return tuple(str(e) for e in state.invalid if e.ref.partition(" ")[2].partition("/")[0] == namespace)
+
+
 def namespace_report(state: ClusterState, name: str, hits: PolicyHits, usage: RuleUsage | None,
                      static_findings: tuple[int, ...]) -> NamespaceReport:
     pods = [p for p in state.pods_in(name) if not p.host_network]
@@ -113,4 +118,5 @@ def namespace_report(state: ClusterState, name: str, hits: PolicyHits, usage: Ru
         policies=tuple(policy_report(state, p, hits, usage) for p in policies),
         unprotected=tuple(gaps),
         static_findings=static_findings,
+        invalid_policies=invalid_policies(state, name),
     )

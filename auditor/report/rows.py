@@ -85,6 +85,10 @@ def pod_gaps(ns: NamespaceReport) -> Table:
             [(g.name, g.workload, yes[g.ingress_isolated], yes[g.egress_isolated]) for g in ns.unprotected])
 
 
+def invalid_policies(ns: NamespaceReport) -> Table:
+    return (("Left out of the posture: the API server would reject it",), [(e,) for e in ns.invalid_policies])
+
+
 def static_findings(data: ReportData, ns: NamespaceReport, ref: Ref) -> Table:
     f = data.findings
     return (("Finding", "Kind", "Message"),
@@ -120,8 +124,8 @@ def health_checks(data: ReportData, ref: Ref) -> Table:
 
 def policy_hits(data: ReportData) -> Table:
     return (("Policy", "Allowed", "Dropped", "Denied connections isolated"),
-            [(p.key, p.allowed, p.dropped, "n/a" if p.isolating_hits is None else p.isolating_hits)
-             for ns in data.namespaces for p in ns.policies])
+            [(h.policy, h.allowed, h.dropped, "n/a" if h.isolating_hits is None else h.isolating_hits)
+             for h in data.evidence.policy_hits])
 
 
 def unused(data: ReportData) -> Table:
