@@ -67,6 +67,21 @@ class TestFilesMode:
         assert capsys.readouterr().out.startswith("id,severity,kind")
 
 
+class TestEdgeCases:
+    @pytest.mark.parametrize("fmt", ["html", "markdown", "json", "csv"])
+    def test_empty_cluster_renders(self, fmt: str, tmp_path: Path) -> None:
+        """No objects and no flows: every format renders; JSON says there is nothing to score."""
+        (tmp_path / "empty.yaml").write_text("")
+        (tmp_path / "empty.jsonl").write_text("")
+        out = tmp_path / f"r.{fmt}"
+        args = ["report", "--manifests", str(tmp_path / "empty.yaml"), "--flows", str(tmp_path / "empty.jsonl")]
+        assert main([*args, "--format", fmt, "--output", str(out), "--fail-on", "info"]) == 0
+        if fmt == "json":
+            assert json.loads(out.read_text())["summary"]["score"] is None
+        else:
+            assert out.stat().st_size > 0
+
+
 class TestScenarios:
     def test_dns_denial_shows_the_query_name(self, tmp_path: Path) -> None:
         """The dns-denied scenario's report names the query recovered from the flows."""

@@ -139,6 +139,7 @@ def files_inputs(options: ReportOptions) -> ReportInputs:
     return ReportInputs(
         findings=judged.aggregator.all(), completeness=completeness, source="files",
         source_detail="flows " + ", ".join(options.flows), state=state, flows_by_verdict=verdicts,
+        posture_note="posture from the manifests given, as of the end of the capture",
         policy_hits=_hits(stats), usage=recorder.usage(), changes=_history_changes(history, window),
         namespaces=options.namespaces, generated_at_ns=options.generated_at_ns,
     )
