@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from auditor import __version__
 from auditor.errors import AuditorError
 
-COMMAND_MODULES: tuple[str, ...] = ("run", "audit", "explain", "report", "record", "replay_server")
+COMMAND_MODULES: tuple[str, ...] = ("run", "audit", "explain", "report", "record", "replay_server", "demo")
 """Modules under auditor.cli that register a subcommand, in help order."""
 
 
