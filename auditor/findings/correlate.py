@@ -102,22 +102,8 @@ class Correlator:
         if not isinstance(event, Flow):
             return []
         flow = event
-        stats = self.stats
-        stats.flows[(flow.verdict.value, flow.direction.value)] += 1
-        if not stats.first_ns or flow.time_ns < stats.first_ns:
-            stats.first_ns = flow.time_ns
-        stats.last_ns = max(stats.last_ns, flow.time_ns)
-        if flow.l7 is not None and flow.l7.dns is not None:
-            self._dns.observe(flow)
-        kind = classify(flow)
-        if kind in (FlowClass.REPLY, FlowClass.NOT_DECISION):
-            stats.skipped[kind.value] += 1
-            return []
-        if kind is FlowClass.OTHER_DROP:
-            stats.other_drops[flow.drop_reason or "unknown"] += 1
-            return []
-        if kind is FlowClass.POLICY_DENIED and self._dedup.is_duplicate(flow):
-            stats.deduplicated += 1
+        kind = self._admit(flow)
+        if kind is None:
             return []
         state = self._history.at(flow.time_ns)
         src = self._resolve(flow, state, source=True)
@@ -125,12 +111,12 @@ class Correlator:
         if kind is FlowClass.DNS_RESPONSE:
             return self._dns_response(flow, src, dst)
         if Resolution.HEALTH in (src.resolution, dst.resolution):
-            stats.skipped["health"] += 1
+            self.stats.skipped["health"] += 1
             return []
         if src.subject is None or dst.subject is None:
-            stats.unresolved += 1
+            self.stats.unresolved += 1
             return []
-        stats.judged += 1
+        self.stats.judged += 1
         if not _cacheable(flow):
             return self._apply(self._judge(kind, flow, state, src, dst))
         key = (kind, flow.verdict, flow.direction, state.revision, self._history.latest().revision, src.peer,
@@ -142,8 +128,28 @@ class Correlator:
             outcome = self._judge(kind, flow, state, src, dst)
             self._outcomes[key] = outcome
             return self._apply(outcome)
-        found = self._apply(outcome)
-        return [stamp(template, flow) for template in found]
+        return [stamp(template, flow) for template in self._apply(outcome)]
+
+    def _admit(self, flow: Flow) -> FlowClass | None:
+        """Count the flow; its class when it is to be judged, None when it is skipped or a duplicate."""
+        stats = self.stats
+        stats.flows[(flow.verdict.value, flow.direction.value)] += 1
+        if not stats.first_ns or flow.time_ns < stats.first_ns:
+            stats.first_ns = flow.time_ns
+        stats.last_ns = max(stats.last_ns, flow.time_ns)
+        if flow.l7 is not None and flow.l7.dns is not None:
+            self._dns.observe(flow)
+        kind = classify(flow)
+        if kind in (FlowClass.REPLY, FlowClass.NOT_DECISION):
+            stats.skipped[kind.value] += 1
+            return None
+        if kind is FlowClass.OTHER_DROP:
+            stats.other_drops[flow.drop_reason or "unknown"] += 1
+            return None
+        if kind is FlowClass.POLICY_DENIED and self._dedup.is_duplicate(flow):
+            stats.deduplicated += 1
+            return None
+        return kind
 
     def _resolve(self, flow: Flow, state: ClusterState, *, source: bool) -> Resolved:
         endpoint = flow.source if source else flow.destination
