@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -13,6 +14,7 @@ import structlog
 
 from auditor.errors import InventoryError
 from auditor.kube.client import factory_for, list_inventory
+from auditor.kube.reflector import Backoff
 from auditor.kube.watch import InventoryWatcher, WatchSettings
 from auditor.model.k8s import Change, ChangeType, Namespace, Pod
 from tests.kubeapi import KubeAPI
@@ -338,3 +340,20 @@ class TestOneShot:
         api.fail_next("nodes", 403)
         with pytest.raises(InventoryError, match="list nodes: HTTP 403: InjectedFault"):
             list_inventory(factory_for(api.configuration())(), ("nodes",))
+
+
+class TestBackoff:
+    def test_delays_double_with_jitter_and_cap(self) -> None:
+        """The n-th delay lies in [d/2, d] for d = initial * 2**n, never above the cap."""
+        backoff = Backoff(WatchSettings(backoff_initial_seconds=1.0, backoff_max_seconds=8.0), random.Random(7))
+        delays = [backoff.next_delay() for _ in range(6)]
+        ceilings = [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+        assert all(ceiling / 2 <= delay <= ceiling for delay, ceiling in zip(delays, ceilings, strict=True))
+
+    def test_reset_starts_over(self) -> None:
+        """After reset the next delay is back at the initial size."""
+        backoff = Backoff(WatchSettings(backoff_initial_seconds=1.0, backoff_max_seconds=8.0), random.Random(7))
+        for _ in range(5):
+            backoff.next_delay()
+        backoff.reset()
+        assert backoff.next_delay() <= 1.0
