@@ -44,6 +44,13 @@ class TestClassify:
         """A delivery whose trace reason is ESTABLISHED is not a new decision."""
         assert classify(replace(flow(ep(WEB), ep(API)), trace_reason="ESTABLISHED")) is FlowClass.REPLY
 
+    def test_established_tcp_delivery_is_not_new(self) -> None:
+        """A delivered TCP packet other than the opening SYN belongs to an admitted connection."""
+        ack = replace(flow(ep(WEB), ep(API)), tcp_flags=frozenset({"ACK", "PSH"}))
+        syn = replace(flow(ep(WEB), ep(API)), tcp_flags=frozenset({"SYN"}))
+        assert classify(ack) is FlowClass.REPLY
+        assert classify(syn) is FlowClass.ALLOWED
+
     def test_audit_verdict(self) -> None:
         """A policy-verdict AUDIT is its own class."""
         audited = flow(ep(WEB), ep(API), verdict=Verdict.AUDIT, event=EventType.POLICY_VERDICT)

@@ -13,7 +13,7 @@ import enum
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from auditor.model.flows import EventType, Flow, FlowType, L7Type, Verdict
+from auditor.model.flows import EventType, Flow, FlowType, L7Type, Protocol, Verdict
 
 POLICY_DROP_REASONS = frozenset({"POLICY_DENIED", "POLICY_DENY"})
 """Drop reasons that are policy decisions (133 default deny, 181 explicit deny rule)."""
@@ -62,10 +62,20 @@ def classify(flow: Flow) -> FlowClass:
             return FlowClass.ALLOWED
         return FlowClass.NOT_DECISION
     if flow.event_type == EventType.TRACE and _is_delivery(flow):
-        if flow.is_reply or flow.trace_reason in _NOT_NEW_TRACE_REASONS:
+        if flow.is_reply or flow.trace_reason in _NOT_NEW_TRACE_REASONS or _established_tcp(flow):
             return FlowClass.REPLY
         return FlowClass.ALLOWED if flow.verdict in _ALLOWED_VERDICTS else FlowClass.NOT_DECISION
     return FlowClass.NOT_DECISION
+
+
+def _established_tcp(flow: Flow) -> bool:
+    """A TCP packet other than the opening SYN: the connection was admitted when it opened.
+
+    Cilium keeps admitting packets of a connection it tracks, even after a policy narrowed, so
+    judging them against the new policy would report gaps that are not there.
+    """
+    flags = flow.tcp_flags
+    return flow.protocol is Protocol.TCP and bool(flags) and ("SYN" not in flags or "ACK" in flags)
 
 
 def _is_delivery(flow: Flow) -> bool:
