@@ -151,3 +151,14 @@ class TestLogLines:
     def test_never_one_line_per_flow(self, file_run: Finished) -> None:
         """The whole log is far shorter than the flow count."""
         assert len(file_run.log) < DEMO_FLOW_COUNT / 5
+
+
+class TestBadSettings:
+    def test_zero_queue_size_is_a_clear_error(self, tmp_path: Path) -> None:
+        """`--queue-size 0` exits 1 with one line naming the flag, not a traceback."""
+        with daemon_process(tmp_path, "--manifests", str(DEMO_MANIFESTS), "--flows", str(DEMO_FLOWS),
+                            "--store", "sqlite:auditor.db", "--queue-size", "0") as daemon:
+            assert daemon.process.wait(timeout=30) == 1
+            log = daemon.log_path.read_text()
+        assert "--queue-size must be a positive number of events, got 0" in log
+        assert "Traceback" not in log

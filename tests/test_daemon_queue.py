@@ -10,6 +10,7 @@ import pytest
 
 from auditor.app.daemon import Daemon
 from auditor.app.flowqueue import END_OF_STREAM, FlowQueue, pump
+from auditor.errors import ConfigError
 from auditor.hubble.files import FileFlowSource
 from auditor.hubble.replay_server import ReplayServer
 from auditor.hubble.source import SourceStats
@@ -86,8 +87,8 @@ class TestFlowQueue:
         assert len(flow_queue) == 2
 
     def test_rejects_non_positive_size(self) -> None:
-        """A queue size of 0 is a configuration error, not an unbounded queue."""
-        with pytest.raises(ValueError, match="positive"):
+        """A queue size of 0 is a configuration error naming the flag, not an unbounded queue."""
+        with pytest.raises(ConfigError, match="--queue-size must be a positive number of events, got 0"):
             FlowQueue(0)
 
 

@@ -11,6 +11,7 @@ import queue
 import threading
 from collections.abc import Callable
 
+from auditor.errors import ConfigError
 from auditor.hubble.source import FlowSource
 from auditor.log import get_logger
 from auditor.model.events import FlowEvent
@@ -28,7 +29,7 @@ class FlowQueue:
 
     def __init__(self, maxsize: int) -> None:
         if maxsize <= 0:
-            raise ValueError("queue size must be positive")
+            raise ConfigError(f"--queue-size must be a positive number of events, got {maxsize}")
         self.maxsize = maxsize
         self._queue: queue.Queue[Item] = queue.Queue(maxsize)
         self._lock = threading.Lock()
