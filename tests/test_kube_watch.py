@@ -135,6 +135,22 @@ class TestInitialList:
         assert watcher.ready
         assert watcher.status().ready
 
+    def test_initial_changes_arrive_before_synced(
+        self, api: KubeAPI, make_watcher: Callable[..., InventoryWatcher]
+    ) -> None:
+        """The initial list's changes are delivered while synced() is still false; later ones after."""
+        observed: list[tuple[str, bool]] = []
+        holder: list[InventoryWatcher] = []
+
+        def sink(change: Change) -> None:
+            observed.append((_key(change), holder[0].synced("pods")))
+
+        holder.append(make_watcher(resources=("pods",), sink=sink))
+        assert holder[0].wait_synced(WAIT)
+        api.put("pods", pod("late-1"))
+        wait_until(lambda: len(observed) == 3)
+        assert observed == [("shop/api-1", False), ("shop/web-1", False), ("shop/late-1", True)]
+
     def test_lists_are_paged(
         self, api: KubeAPI, make_watcher: Callable[..., InventoryWatcher], recorder: Recorder
     ) -> None:

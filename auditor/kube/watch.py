@@ -8,8 +8,10 @@
 
 `sink` receives every Change (ADDED for the initial lists, then the watch's changes, and the
 diffs of relists).  Calls to `sink` are serialised by the watcher, so it need not be
-thread-safe, and must not block for long.  `Change.time_ns` is the clock at receipt:
-Kubernetes watch events carry no time at which the change took effect.
+thread-safe, and must not block for long.  A resource's initial-list changes are all delivered
+before `synced(resource)` turns true, so a sink can tell them from later changes.
+`Change.time_ns` is the clock at receipt: Kubernetes watch events carry no time at which the
+change took effect.
 """
 
 from __future__ import annotations
