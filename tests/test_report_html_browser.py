@@ -7,6 +7,7 @@ screenshot is kept under test-artifacts/ (gitignored).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -65,12 +66,17 @@ class Dom(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def demo_dom(tmp_path_factory: pytest.TempPathFactory) -> Dom:
-    """The demo scenario's HTML report, rendered by Chromium; a screenshot is kept as an artifact."""
-    work = tmp_path_factory.mktemp("browser")
-    page = work / "report.html"
+def demo_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    page = tmp_path_factory.mktemp("browser") / "report.html"
     assert main(["report", "--manifests", str(DEMO / "cluster.yaml"), "--flows", str(DEMO / "flows.jsonl"),
                  "--format", "html", "--output", str(page)]) == 0
+    return page
+
+
+@pytest.fixture(scope="module")
+def demo_dom(demo_page: Path) -> Dom:
+    """The demo scenario's HTML report, rendered by Chromium; a screenshot is kept as an artifact."""
+    page, work = demo_page, demo_page.parent
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report-demo.png"
     shot.unlink(missing_ok=True)
@@ -104,6 +110,16 @@ class TestDemoInBrowser:
         """Charts are inline <svg> elements; nothing is loaded from elsewhere."""
         assert sum(1 for tag, _ in demo_dom.elements if tag == "svg") >= 3
         assert not [a for tag, a in demo_dom.elements if tag in ("script", "link", "iframe", "img")]
+
+
+    def test_prints_one_section_per_page(self, demo_page: Path) -> None:
+        """Printed to PDF, each of the seven sections starts a page (more pages than sections)."""
+        pdf = demo_page.parent / "report.pdf"
+        chromium(demo_page, demo_page.parent / "profile-pdf", "--no-pdf-header-footer", f"--print-to-pdf={pdf}")
+        pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf.read_bytes()))
+        assert pages >= 7
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(pdf, ARTIFACTS / "report-demo.pdf")
 
 
 class TestHostileInBrowser:
