@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 from auditor.model.findings import FindingKind, Severity
-from auditor.model.flows import Direction, Endpoint, EventType, PolicyRef, Protocol, Verdict
+from auditor.model.flows import (
+    Direction,
+    Endpoint,
+    EventType,
+    HTTPInfo,
+    L7Info,
+    L7Type,
+    PolicyRef,
+    Protocol,
+    Verdict,
+)
 from auditor.model.k8s import Change, ChangeType, Probe, ProbeKind, Rule
 from tests.findings_support import (
     API,
@@ -232,3 +242,30 @@ class TestAuditMode:
         [finding] = [f for f in c.process(audited) if f.kind is FindingKind.POLICY_DROP]
         assert finding.detail("audit-mode") == "true"
         assert sum(c.stats.policy_drops.values()) == 0
+
+
+class TestDirection:
+    def test_unknown_direction_is_attributed_to_the_denying_side(self) -> None:
+        """Without traffic_direction the overall decision is used and the denying ingress side is named."""
+        c = correlator(WEB, API, WORKER, API_FROM_WEB)
+        [finding] = c.process(drop(ep(WORKER), ep(API, 8080), direction=Direction.UNKNOWN))
+        assert (finding.kind, finding.workload, finding.direction) == (FindingKind.POLICY_DROP, "api", "ingress")
+
+    def test_egress_drop_is_the_source_side(self) -> None:
+        """An EGRESS drop is judged on the source's egress and attributed to the source."""
+        web_out = policy("web-out", app="web", egress=(from_app("api", 8080),))
+        c = correlator(WEB, API, WORKER, web_out)
+        [finding] = c.process(drop(ep(WEB), ep(WORKER, 9000), direction=Direction.EGRESS))
+        assert (finding.workload, finding.peer_workload, finding.policies) == ("web", "shop/worker", (
+            "shop/web-out@1",))
+
+
+class TestL7:
+    def test_l7_http_drop_the_model_allows_points_at_l7_rules(self) -> None:
+        """An HTTP request dropped by the proxy is unexpected-drop naming L7 rules as the likely cause."""
+        c = correlator(WEB, API, API_FROM_WEB)
+        request = L7Info(type=L7Type.REQUEST, http=HTTPInfo(method="GET", url="http://api/admin"))
+        l7_drop = replace(flow(ep(WEB), ep(API, 8080), verdict=Verdict.DROPPED, event=EventType.L7), l7=request)
+        [finding] = c.process(l7_drop)
+        assert finding.kind is FindingKind.UNEXPECTED_DROP
+        assert "L7 rule" in finding.message
