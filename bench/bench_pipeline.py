@@ -52,8 +52,8 @@ def inventory() -> list[dict[str, Any]]:
                     "apiVersion": "v1", "kind": "Pod",
                     "metadata": {"name": f"{app}-7d4b9c8f6-{r}x2k9", "namespace": ns,
                                  "labels": {"app": app, "pod-template-hash": "7d4b9c8f6"},
-                                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                                      "controller": True, "name": f"{app}-7d4b9c8f6", "uid": app}]},
+                                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "uid": app,
+                                                      "controller": True, "name": f"{app}-7d4b9c8f6"}]},
                     "spec": {"containers": [{"name": app, "image": "x", "readinessProbe": {
                         "tcpSocket": {"port": 8080}}}]},
                     "status": {"podIP": pod_ip(n, a, r), "podIPs": [{"ip": pod_ip(n, a, r)}]},
@@ -149,7 +149,8 @@ def measure(label: str, manifests: Path, flows: list[Path]) -> dict[str, Any]:
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     numbers: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     flows = numbers["flows"]
-    print(f"  {label:22s} {flows:>9,} flows {flows / numbers['wall']:>7,.0f}/s wall {flows / numbers['cpu']:>7,.0f}/s cpu"
+    print(f"  {label:22s} {flows:>9,} flows {flows / numbers['wall']:>7,.0f}/s wall"
+          f" {flows / numbers['cpu']:>7,.0f}/s cpu"
           f"  peak RSS {numbers['peak_mib']:5.1f} MiB  findings {numbers['findings']:>4}"
           f"  judged {numbers['judged']:>8,}  dedup {numbers['deduplicated']:>7,}")
     return numbers
