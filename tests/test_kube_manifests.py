@@ -140,6 +140,18 @@ class TestShapes:
         assert [type(o) for o in report.objects] == [Namespace]
         assert report.skipped_kinds == {"v1/Secret": 1}
 
+    def test_concatenated_json_documents(self, tmp_path: Path) -> None:
+        """Several JSON documents in one file (appended kubectl outputs) all load; errors give their line."""
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+        bad = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"labels": {}}}
+        path = tmp_path / "appended.json"
+        listed = {"kind": "List", "items": [namespace]}
+        path.write_text(json.dumps(namespace, indent=1) + "\n" + json.dumps(listed))
+        assert [o.name for o in load_manifests([str(path)])] == ["shop", "shop"]
+        path.write_text(json.dumps(namespace, indent=1) + "\n" + json.dumps(bad))
+        with pytest.raises(ManifestError, match=r"appended\.json:8: Namespace: metadata\.name"):
+            load_manifests([str(path)])
+
     def test_empty_documents_and_hidden_files_are_ignored(self, tmp_path: Path) -> None:
         """Empty documents, hidden files and other extensions in a directory are ignored."""
         (tmp_path / "a.yaml").write_text(

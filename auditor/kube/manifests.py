@@ -125,14 +125,27 @@ def _item_wheres(path: str, node: yaml.Node) -> list[str]:
 
 
 def _json_objects(path: str, text: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        message = f"invalid JSON: {exc.msg} (column {exc.colno})"
-        raise ManifestError(message, path=path, line=exc.lineno) from exc
-    items = document.get("items") if isinstance(document, Mapping) else None
-    count = len(items) if isinstance(items, list) else 0
-    yield from _flatten(document, path, [f"{path}:items[{index}]" for index in range(count)])
+    """Objects of one JSON document, or of several concatenated (`kubectl get -o json >> file`).
+
+    List items are reported at the line where their document starts (errors also name the object).
+    """
+    decoder = json.JSONDecoder()
+    position = 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            return
+        line = text.count("\n", 0, position) + 1
+        try:
+            document, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            message = f"invalid JSON: {exc.msg} (column {exc.colno})"
+            raise ManifestError(message, path=path, line=exc.lineno) from exc
+        where = f"{path}:{line}"
+        items = document.get("items") if isinstance(document, Mapping) else None
+        count = len(items) if isinstance(items, list) else 0
+        yield from _flatten(document, where, [where] * count)
 
 
 def _flatten(document: Any, where: str, item_wheres: list[str]) -> Iterator[tuple[str, Mapping[str, Any]]]:
