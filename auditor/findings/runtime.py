@@ -119,7 +119,7 @@ def make_finding(
         namespace=pod.pod.namespace if pod else "",
         workload=pod.pod.workload_name if pod else subject.peer_workload,
         pod=pod.pod.name if pod else "",
-        peer=peer.peer or flow.source.ip,
+        peer=peer.peer,
         peer_workload=peer.peer_workload,
         port=flow.destination.port if port is None else port,
         protocol=flow.protocol.value,
