@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditor.kube.convert import object_from_dict
 from auditor.kube.export import object_to_dict
@@ -67,3 +69,57 @@ class TestRoundTrip:
         assert all(
             set(c) <= {"name", "ports", "livenessProbe", "readinessProbe", "startupProbe"} for c in containers
         )
+
+
+names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12)
+label_maps = st.dictionaries(names, names, max_size=3)
+selectors = st.builds(
+    LabelSelector,
+    match_labels=label_maps,
+    match_expressions=st.lists(
+        st.builds(
+            LabelSelectorRequirement,
+            key=names,
+            operator=st.sampled_from(["In", "NotIn", "Exists", "DoesNotExist"]),
+            values=st.lists(names, max_size=2).map(tuple),
+        ),
+        max_size=2,
+    ).map(tuple),
+)
+peers = st.builds(
+    Peer,
+    pod_selector=st.none() | selectors,
+    namespace_selector=st.none() | selectors,
+    ip_block=st.none() | st.builds(IPBlock, cidr=st.just("10.0.0.0/8"), except_=st.just(("10.1.0.0/16",))),
+)
+ports = st.builds(
+    PolicyPort,
+    protocol=st.sampled_from(["TCP", "UDP", "SCTP"]),
+    port=st.none() | st.integers(1, 65535) | names,
+    end_port=st.none() | st.integers(1, 65535),
+)
+rules = st.builds(
+    Rule, peers=st.lists(peers, max_size=3).map(tuple), ports=st.lists(ports, max_size=3).map(tuple)
+)
+rule_lists = st.none() | st.lists(rules, max_size=3).map(tuple)
+policies = st.builds(
+    NetworkPolicy,
+    namespace=names,
+    name=names,
+    pod_selector=selectors,
+    policy_types=st.lists(st.sampled_from(list(PolicyDirection)), max_size=2, unique=True).map(tuple),
+    ingress=rule_lists,
+    egress=rule_lists,
+    uid=names,
+    resource_version=st.integers(1, 10**6).map(str),
+    generation=st.integers(0, 100),
+    labels=label_maps,
+)
+
+
+class TestRoundTripProperty:
+    @settings(max_examples=150, deadline=None)
+    @given(policies)
+    def test_any_policy_round_trips(self, policy: NetworkPolicy) -> None:
+        """Every NetworkPolicy shape survives export and conversion unchanged."""
+        assert object_from_dict(object_to_dict(policy)) == policy
