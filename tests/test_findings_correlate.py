@@ -270,3 +270,14 @@ class TestL7:
         [finding] = c.process(l7_drop)
         assert finding.kind is FindingKind.UNEXPECTED_DROP
         assert "L7 rule" in finding.message
+
+
+class TestStatsSnapshot:
+    def test_snapshot_is_a_detached_copy(self) -> None:
+        """A snapshot keeps its counts while the correlator goes on counting."""
+        c = correlator(WEB, API, WORKER, API_FROM_WEB)
+        c.process(drop(ep(WORKER), ep(API, 8080)))
+        snap = c.stats.snapshot()
+        c.process(drop(ep(WORKER, 1), ep(API, 8080), time_ns=T0 + SECOND))
+        assert sum(snap.policy_drops.values()) == 1
+        assert sum(c.stats.policy_drops.values()) == 2

@@ -83,6 +83,16 @@ class CorrelatorStats:
     first_ns: int = 0
     last_ns: int = 0
 
+    def snapshot(self) -> CorrelatorStats:
+        """A copy for readers on other threads (each mapping is copied in one C-level step)."""
+        return CorrelatorStats(
+            flows=Counter(dict(self.flows)), policy_verdicts=Counter(dict(self.policy_verdicts)),
+            policy_drops=Counter(dict(self.policy_drops)), dns_denials=Counter(dict(self.dns_denials)),
+            health_check_drops=Counter(dict(self.health_check_drops)), skipped=Counter(dict(self.skipped)),
+            other_drops=Counter(dict(self.other_drops)), unresolved=self.unresolved,
+            deduplicated=self.deduplicated, judged=self.judged, first_ns=self.first_ns, last_ns=self.last_ns,
+        )
+
 
 class Correlator:
     """Turns flow events into findings; see the module docstring."""
