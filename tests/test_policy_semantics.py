@@ -305,14 +305,24 @@ class TestSides:
         assert api is not None
         assert not PolicyEngine().decide(cluster, NodeSubject("node-2"), PodSubject(api), 80).allowed
 
-    def test_egress_to_own_node_allowed(self) -> None:
-        """Traffic to the node where the pod runs is allowed by the spec too."""
+    def test_egress_to_own_node_is_policed(self) -> None:
+        """Egress to the pod's own node is judged by its egress policies (Cilium's host identity)."""
         cluster = state(pod("shop", "api", node="node-1", app="api"),
-                        policy("shop", "deny", egress=[], types=[EGRESS]))
+                        policy("shop", "deny", egress=[], types=[EGRESS]),
+                        policy("shop", "kubelet", sel(app="kubelet-client"),
+                               egress=[rule(ports=[port(10250)])]))
         api = cluster.pod("shop", "api")
         assert api is not None
         d = PolicyEngine().decide(cluster, PodSubject(api), NodeSubject("node-1"), 10250)
-        assert d.egress.enforcement is Enforcement.NODE_TRAFFIC
+        assert (d.allowed, d.egress.enforcement) == (False, Enforcement.ENFORCED)
+
+    def test_egress_rule_without_peers_reaches_nodes(self) -> None:
+        """A rule without `to` admits nodes too."""
+        cluster = state(pod("shop", "api", node="node-1", app="api"),
+                        policy("shop", "out", egress=[rule(ports=[port(10250)])], types=[EGRESS]))
+        api = cluster.pod("shop", "api")
+        assert api is not None
+        assert PolicyEngine().decide(cluster, PodSubject(api), NodeSubject("node-1"), 10250).allowed
 
     def test_policy_revision(self) -> None:
         """PolicyId.revision is resourceVersion when set, else generation."""

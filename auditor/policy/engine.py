@@ -6,9 +6,12 @@ allow it.  Per side (see `SideDecision`):
 - a hostNetwork pod is not subject to NetworkPolicy: HOST_NETWORK, allowed;
 - a pod talking to itself is allowed: "a pod cannot block access to itself" (kubernetes.io
   NetworkPolicy docs): SELF;
-- traffic between a pod and its own node is allowed ("traffic to and from the node where a Pod is
-  running is always allowed"): NODE_TRAFFIC, unless `enforce_node_traffic` (Cilium host firewall /
-  policy enforcement `always`), in which case node peers are evaluated like any other peer;
+- traffic from a node to its own pods is allowed ("traffic to and from the node where a Pod is
+  running is always allowed"; Cilium: local host traffic is allowed into endpoints): NODE_TRAFFIC,
+  unless `enforce_node_traffic` (Cilium host firewall / policy enforcement `always`), in which
+  case the node is evaluated like any other peer.  A pod's egress to its own node is policed, as
+  Cilium does (the `host` identity; cilium/cilium#13081), so an egress-isolated pod reaches its
+  node only through a rule without peers;
 - otherwise the policies selecting the pod for that direction decide, additively.
 
 Decisions are cached per (state revision, source, destination, port, protocol).  A revision
@@ -118,7 +121,7 @@ class PolicyEngine:
         if _is_self(pod, other):
             return _SELF
         peer = as_peer(other)
-        if not self.enforce_node_traffic and _is_own_node(pod, peer):
+        if direction is PolicyDirection.INGRESS and not self.enforce_node_traffic and _is_own_node(pod, peer):
             return _NODE
         selecting = state.policies_selecting(pod, direction)
         if not selecting:
