@@ -55,11 +55,12 @@ def _namespace_reports(inputs: ReportInputs, findings: Sequence[Finding]) -> tup
     state = inputs.state
     if state is None:
         return ()
-    reports = []
-    for name in namespace_names(state, inputs.namespaces):
-        static = tuple(i for i, f in enumerate(findings) if f.namespace == name and f.kind.is_static)
-        reports.append(namespace_report(state, name, inputs.policy_hits, inputs.usage, static))
-    return tuple(reports)
+    static: dict[str, list[int]] = {}
+    for index, finding in enumerate(findings):
+        if finding.kind.is_static:
+            static.setdefault(finding.namespace, []).append(index)
+    return tuple(namespace_report(state, name, inputs.policy_hits, inputs.usage, tuple(static.get(name, ())))
+                 for name in namespace_names(state, inputs.namespaces))
 
 
 def build_report(inputs: ReportInputs) -> ReportData:

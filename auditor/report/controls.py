@@ -6,6 +6,7 @@ mapping from a control to what auditor can observe is ours and is stated in `how
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 from auditor.model.findings import Finding, FindingKind
@@ -43,8 +44,12 @@ def _pods(count: int) -> str:
     return f"{count} pod" if count == 1 else f"{count} pods"
 
 
-def _indexes(findings: Sequence[Finding], namespace: str, *kinds: FindingKind) -> tuple[int, ...]:
-    return tuple(i for i, f in enumerate(findings) if f.namespace == namespace and f.kind in kinds)
+Indexed = Sequence[tuple[int, Finding]]
+"""One namespace's findings with their indexes in ReportData.findings."""
+
+
+def _indexes(found: Indexed, *kinds: FindingKind) -> tuple[int, ...]:
+    return tuple(i for i, f in found if f.kind in kinds)
 
 
 def cis_5_3_2(ns: NamespaceReport) -> ControlResult:
@@ -55,8 +60,8 @@ def cis_5_3_2(ns: NamespaceReport) -> ControlResult:
                          f"no NetworkPolicy in the namespace; nothing restricts its {_pods(ns.pods)}")
 
 
-def nsa_default_deny(ns: NamespaceReport, findings: Sequence[Finding]) -> ControlResult:
-    related = _indexes(findings, ns.name, FindingKind.NO_DEFAULT_DENY)
+def nsa_default_deny(ns: NamespaceReport, found: Indexed) -> ControlResult:
+    related = _indexes(found, FindingKind.NO_DEFAULT_DENY)
     if ns.name == EXEMPT_FROM_DEFAULT_DENY:
         return ControlResult(NSA_DEFAULT_DENY.id, ns.name, NOT_APPLICABLE,
                              "the checklist item excepts kube-system", related)
@@ -72,14 +77,15 @@ def nsa_default_deny(ns: NamespaceReport, findings: Sequence[Finding]) -> Contro
     return ControlResult(NSA_DEFAULT_DENY.id, ns.name, PASS, evidence, related)
 
 
-def nsa_enforced(ns: NamespaceReport | None, name: str, findings: Sequence[Finding]) -> ControlResult:
-    gaps = _indexes(findings, name, FindingKind.UNEXPECTED_ALLOW)
+def nsa_enforced(ns: NamespaceReport | None, name: str, found: Indexed) -> ControlResult:
+    counts = dict(found)
+    gaps = _indexes(found, FindingKind.UNEXPECTED_ALLOW)
     if gaps:
-        flows = sum(findings[i].count for i in gaps)
+        flows = sum(counts[i].count for i in gaps)
         return ControlResult(NSA_ENFORCED.id, name, FAIL,
                              f"{flows} flows the policies deny were forwarded ({len(gaps)} findings)", gaps)
-    drops = _indexes(findings, name, FindingKind.POLICY_DROP)
-    dropped = sum(findings[i].count for i in drops)
+    drops = _indexes(found, FindingKind.POLICY_DROP)
+    dropped = sum(counts[i].count for i in drops)
     allowed = sum(p.allowed for p in ns.policies) if ns is not None else 0
     if dropped or allowed:
         return ControlResult(NSA_ENFORCED.id, name, PASS,
@@ -91,13 +97,17 @@ def nsa_enforced(ns: NamespaceReport | None, name: str, findings: Sequence[Findi
 def evaluate(namespaces: Sequence[NamespaceReport], findings: Sequence[Finding],
              finding_namespaces: Sequence[str], posture_available: bool) -> tuple[ControlResult, ...]:
     """Every control for every namespace; posture controls are unknown without a cluster state."""
+    by_ns: dict[str, list[tuple[int, Finding]]] = defaultdict(list)
+    for index, finding in enumerate(findings):
+        by_ns[finding.namespace].append((index, finding))
     results: list[ControlResult] = []
     if posture_available:
         for ns in namespaces:
-            results.extend([cis_5_3_2(ns), nsa_default_deny(ns, findings), nsa_enforced(ns, ns.name, findings)])
+            found = by_ns.get(ns.name, [])
+            results.extend([cis_5_3_2(ns), nsa_default_deny(ns, found), nsa_enforced(ns, ns.name, found)])
         return tuple(results)
     for name in finding_namespaces:
         for control in (CIS_5_3_2, NSA_DEFAULT_DENY):
             results.append(ControlResult(control.id, name, UNKNOWN, "cluster posture unavailable"))
-        results.append(nsa_enforced(None, name, findings))
+        results.append(nsa_enforced(None, name, by_ns.get(name, [])))
     return tuple(results)
