@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import structlog
 
-from auditor.errors import InventoryError
-from auditor.kube.client import factory_for, list_inventory
+from auditor.errors import ConfigError, InventoryError
+from auditor.kube.client import api_client_factory, factory_for, list_inventory
 from auditor.kube.reflector import Backoff
 from auditor.kube.watch import InventoryWatcher, WatchSettings
 from auditor.model.k8s import Change, ChangeType, Namespace, Pod
@@ -350,6 +350,12 @@ class TestOneShot:
             "shop/api-1",
             "shop/web-1",
         ]
+
+    def test_missing_in_cluster_config_is_a_config_error(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Asking for in-cluster configuration outside a pod is a ConfigError naming the source."""
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        with pytest.raises(ConfigError, match="in-cluster service account"):
+            api_client_factory(in_cluster=True)
 
     def test_api_errors_become_inventory_errors(self, api: KubeAPI) -> None:
         """An HTTP error from the API server is an InventoryError naming the call and the status."""

@@ -38,7 +38,7 @@ class WatchSettings:
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
     watch_timeout_seconds: int = 300
-    """Server-side timeoutSeconds of each watch call; the client then re-watches from its resourceVersion."""
+    """Server-side timeoutSeconds of each watch call is this to twice this (random); then it re-watches."""
     read_slack_seconds: float = 30.0
     """The client's read timeout is the watch timeout plus this."""
     list_timeout_seconds: float = 60.0
@@ -133,6 +133,7 @@ class Reflector:
         self._clock = clock
         self._settings = settings
         self._stop = stop
+        self._rng = rng
         self._backoff = Backoff(settings, rng)
         self._known: dict[str, KubeObject] = {}
         self._rv = ""
@@ -234,7 +235,8 @@ class Reflector:
 
     def _watch(self) -> bool:
         """Watch from the current resourceVersion; True when the watch made progress."""
-        timeout = self._settings.watch_timeout_seconds
+        # Spread re-watches over [timeout, 2*timeout) as client-go does, so watches do not align.
+        timeout = int(self._settings.watch_timeout_seconds * self._rng.uniform(1.0, 2.0))
         read_timeout = timeout + self._settings.read_slack_seconds
         try:
             response = self.kind.list_call(self._api)(
