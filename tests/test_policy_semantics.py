@@ -378,6 +378,15 @@ class TestClosestMiss:
         assert d.ingress.closest_miss is not None
         assert "the source is 198.51.100.7" in d.ingress.closest_miss.message
 
+    def test_external_destination_against_selector_rule(self) -> None:
+        """An external address missing a selector-only rule is explained as outside the cluster."""
+        cluster = state(pod("shop", "web", app="web"),
+                        policy("shop", "web-out", sel(app="web"), egress=[rule(peer(sel(app="api")))]))
+        d = decide(cluster, "shop/web", "ip:8.8.8.8", 443)
+        assert d.egress.closest_miss is not None
+        assert d.egress.closest_miss.message.endswith(
+            "the destination is 8.8.8.8, outside the cluster, which pod and namespace selectors never match")
+
     def test_egress_names_the_destination(self) -> None:
         """For egress the other side is called the destination."""
         cluster = state(pod("shop", "web", app="web"), pod("shop", "db", app="db"),

@@ -54,7 +54,10 @@ def _peer_mismatch(state: ClusterState, rule: Rule, policy_namespace: str, other
         return (f"the {word} is node {name}, which pod selectors never match "
                 "(nor ipBlocks, in Cilium's default mode)")
     assert isinstance(other, ExternalSubject)
-    return f"the {word} is {other.ip or 'an unknown address'}, outside every allowed ipBlock"
+    address = other.ip or "an unknown address"
+    if any(p.ip_block is not None for p in rule.peers):
+        return f"the {word} is {address}, outside every allowed ipBlock"
+    return f"the {word} is {address}, outside the cluster, which pod and namespace selectors never match"
 
 
 def _rule_text(rule: Rule, policy: NetworkPolicy) -> str:
