@@ -5,7 +5,7 @@ from __future__ import annotations
 from auditor.app.explain import Explanation, subject_text
 from auditor.model.decision import Enforcement, PodSubject, RuleMatch, SideDecision, Subject
 from auditor.model.k8s import PolicyDirection
-from auditor.policy.selectors import describe_peer, describe_port
+from auditor.policy.selectors import describe_peer, describe_ports
 from auditor.policy.state import ClusterState
 
 _ENFORCEMENT_NOTE = {
@@ -33,7 +33,7 @@ def _rule_text(state: ClusterState, match: RuleMatch, direction: PolicyDirection
     if not rules or match.rule_index >= len(rules):
         return base
     rule = rules[match.rule_index]
-    ports = ", ".join(describe_port(p) for p in rule.ports) if rule.ports else "any port"
+    ports = describe_ports(rule.ports)
     if match.peer_index is None:
         return f"{base} (everyone, {ports})"
     peer = describe_peer(rule.peers[match.peer_index], match.policy.namespace)

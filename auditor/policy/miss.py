@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from auditor.model.decision import ClosestMiss, ExternalSubject, NodeSubject, PodSubject, Subject
 from auditor.model.k8s import NetworkPolicy, Pod, PolicyDirection, Rule
 from auditor.policy.matching import NO_PEER, first_peer, port_number_matches, subject_ip
-from auditor.policy.selectors import describe_peer, describe_port, selector_keys, selector_matches
+from auditor.policy.selectors import describe_peer, describe_ports, selector_keys, selector_matches
 from auditor.policy.state import ClusterState
 
 
@@ -62,7 +62,7 @@ def _peer_mismatch(state: ClusterState, rule: Rule, policy_namespace: str, other
 
 def _rule_text(rule: Rule, policy: NetworkPolicy) -> str:
     peers = " or ".join(describe_peer(p, policy.namespace) for p in rule.peers) if rule.peers else "everyone"
-    ports = ", ".join(describe_port(p) for p in rule.ports) if rule.ports else "any port"
+    ports = describe_ports(rule.ports)
     return f"allows {peers} on {ports}"
 
 

@@ -138,6 +138,16 @@ def describe_port(port: PolicyPort) -> str:
     return f"{port.port}{suffix}"
 
 
+def describe_ports(ports: tuple[PolicyPort, ...]) -> str:
+    """A rule's ports: `any port`, `8080, 9090`, or with protocols when they are mixed (`53/UDP, 53/TCP`)."""
+    if not ports:
+        return "any port"
+    if all(p.protocol == "TCP" for p in ports):
+        return ", ".join(describe_port(p) for p in ports)
+    return ", ".join(describe_port(p) if p.protocol != "TCP" or p.port is None else f"{describe_port(p)}/TCP"
+                     for p in ports)
+
+
 def selector_keys(selector: LabelSelector) -> tuple[str, ...]:
     """The label keys a selector looks at, in order of appearance, without duplicates."""
     keys = list(selector.match_labels)
