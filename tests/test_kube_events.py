@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 from datetime import UTC, datetime
@@ -19,7 +20,10 @@ from auditor.kube.events import (
     parse_rfc3339_ns,
     write_cluster_event,
 )
+from auditor.kube.manifests import load_manifests
 from auditor.model.k8s import ChangeType, NetworkPolicy, Pod
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 POLICY = {
     "apiVersion": "networking.k8s.io/v1",
@@ -150,3 +154,23 @@ class TestWrite:
         """A datetime without a timezone cannot be written as RFC 3339."""
         with pytest.raises(ValueError, match="timezone-aware"):
             write_cluster_event(io.StringIO(), datetime(2026, 11, 20), ChangeType.ADDED, POD)
+
+
+class TestShopFixture:
+    def test_shop_events_follow_the_shop_manifests(self) -> None:
+        """The shop events fixture loads, skips its unsupported kind, and changes objects of the manifests."""
+        stats = EventFileStats()
+        changes = list(iter_cluster_events(str(FIXTURES / "cluster-events" / "shop.jsonl"), stats))
+        assert (stats.changes, stats.bad_lines, dict(stats.skipped_kinds)) == (4, 0, {"v1/Event": 1})
+        keys = {getattr(o, "key", o.name) for o in load_manifests([str(FIXTURES / "manifests" / "shop")])}
+        changed = [(c.type, getattr(c.obj, "key", c.obj.name)) for c in changes]
+        assert [key in keys for _, key in changed] == [True, True, False, True]
+
+    def test_gzip_files_are_read(self, tmp_path: Path) -> None:
+        """A .gz events file reads like the plain one."""
+        plain = (FIXTURES / "cluster-events" / "shop.jsonl").read_bytes()
+        packed = tmp_path / "shop.jsonl.gz"
+        packed.write_bytes(gzip.compress(plain))
+        assert load_cluster_events(str(packed)) == load_cluster_events(
+            str(FIXTURES / "cluster-events" / "shop.jsonl")
+        )

@@ -4,11 +4,13 @@
 
 `time` is RFC 3339 with an explicit offset (nanoseconds kept); `type` is ADDED, MODIFIED or
 DELETED; `object` is a Namespace, Pod, Node or NetworkPolicy (other kinds are skipped and
-counted).  Blank lines and lines starting with `#` are ignored.  Changes come back in file order.
+counted).  Blank lines and lines starting with `#` are ignored; `.gz` files are decompressed.
+Changes come back in file order.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections import Counter
@@ -145,10 +147,12 @@ def load_cluster_events(path: str) -> list[Change]:
 
 
 def _lines(path: str) -> Iterator[tuple[int, str]]:
+    """Numbered lines; a `.gz` file is decompressed."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as handle:
             yield from enumerate(handle, start=1)
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise ManifestError(f"cannot read: {exc}", path=path) from exc
 
 
