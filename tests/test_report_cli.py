@@ -32,8 +32,11 @@ def seeded_store(tmp_path: Path) -> str:
     with open_store(url) as store:
         store.upsert_findings([finding(FindingKind.UNEXPECTED_ALLOW, Severity.HIGH, count=3),
                                finding(FindingKind.POLICY_DROP, Severity.LOW, ns="legacy", workload="batch")])
-        store.add_counts([CounterRow(T0, "shop", "web", "FORWARDED", "ingress", "shop/default-deny@7", 5),
-                          CounterRow(T0, "shop", "web", "DROPPED", "ingress", "shop/default-deny@7", 2)])
+        # The daemon's layout: flows per verdict without a policy, then per-policy attributions.
+        store.add_counts([CounterRow(T0, "", "", "FORWARDED", "ingress", "", 6),
+                          CounterRow(T0, "", "", "DROPPED", "ingress", "", 2),
+                          CounterRow(T0, "shop", "", "ALLOWED", "ingress", "shop/default-deny", 5),
+                          CounterRow(T0, "shop", "", "DROPPED", "ingress", "shop/default-deny", 2)])
         store.record_window(T0, T0 + 10 * MINUTE)
         store.record_gap(T0 + MINUTE, T0 + 2 * MINUTE, "lost-events:hubble_ring_buffer", 42)
         store.record_policy_change(T0 + MINUTE, "MODIFIED", "shop", "default-deny", "7", "{}")
@@ -107,7 +110,7 @@ class TestStoreMode:
         """Findings, flows by verdict, lost events and the change timeline come from the store."""
         code, doc = run_json(["report", "--store", seeded_store(tmp_path), "--manifests", MANIFESTS], tmp_path)
         assert code == 0
-        assert doc["summary"]["flows_by_verdict"] == {"DROPPED": 2, "FORWARDED": 5}  # type: ignore[index]
+        assert doc["summary"]["flows_by_verdict"] == {"DROPPED": 2, "FORWARDED": 6}  # type: ignore[index]
         assert doc["completeness"]["lost_events"] == 42  # type: ignore[index]
         assert [c["name"] for c in doc["evidence"]["policy_changes"]] == ["default-deny"]  # type: ignore[index]
         assert "unexpected-allow" in {f["kind"] for f in doc["findings"]}  # type: ignore[attr-defined]

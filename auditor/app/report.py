@@ -209,17 +209,19 @@ def store_inputs(options: ReportOptions) -> ReportInputs:
         since, until = _store_window(store, options)
         ns = options.namespaces
         findings = store.findings(since_ns=since, until_ns=until, namespaces=ns)
-        verdicts = {r.verdict: r.count for r in store.counts(since, until, ("verdict",), namespaces=ns)}
+        verdicts = _store_verdicts(store.counts(since, until, ("verdict", "policy")))
         rows = store.counts(since, until, ("namespace", "policy", "verdict"), namespaces=ns)
         coverage = store.coverage(since, until)
         records = store.policy_changes(since, until, namespaces=ns)
     if state is not None:  # the static findings of the posture shown, not of whatever the daemon last saw
-        findings = [f for f in findings if not f.kind.is_static] + static_findings(state)
+        static = static_findings(state, enforce_node_traffic=options.enforce_node_traffic)
+        findings = [f for f in findings if not f.kind.is_static] + static
     completeness = Completeness(
         window_from_ns=since, window_to_ns=until, covered_ns=coverage.covered_ns,
         lost_events=coverage.lost_total, flows=sum(verdicts.values()),
         gaps=tuple(GapInfo(g.from_ns, g.to_ns, g.reason, g.lost_count) for g in coverage.gaps),
-        note=f"store: {len(coverage.windows)} coverage windows recorded by the daemon",
+        note=f"store: {len(coverage.windows)} coverage windows recorded by the daemon"
+        + ("; flows by verdict are cluster-wide (the daemon counts them without namespace)" if ns else ""),
     )
     return ReportInputs(
         findings=findings, completeness=completeness, source="store", source_detail=options.store or "",
@@ -235,6 +237,15 @@ def _store_window(store: Store, options: ReportOptions) -> tuple[int, int]:
     if options.to_ns is not None:
         return since, options.to_ns
     return since, (snap.coverage_to_ns + 1 if snap.coverage_to_ns else time.time_ns())
+
+
+def _store_verdicts(rows: Sequence[CounterRow]) -> dict[str, int]:
+    """Flows by verdict: the daemon's rows without a policy (policy rows count attributions, not flows)."""
+    verdicts: Counter[str] = Counter()
+    for row in rows:
+        if not row.policy:
+            verdicts[row.verdict] += row.count
+    return dict(verdicts)
 
 
 def _store_hits(rows: Sequence[CounterRow]) -> dict[tuple[str, str], tuple[int, int]]:
