@@ -99,9 +99,16 @@ class PolicyEngine:
         self.misses += 1
         decision = self.decide_uncached(state, source, destination, port, protocol)
         if len(self._cache) >= self._cache_size:
-            del self._cache[next(iter(self._cache))]
+            self._evict_one()
         self._cache[key] = (decision, _pod_of(source), _pod_of(destination))
         return decision
+
+    def _evict_one(self) -> None:
+        """Drop the oldest entry; tolerant of another thread evicting at the same time."""
+        try:
+            del self._cache[next(iter(self._cache))]
+        except (KeyError, RuntimeError, StopIteration):
+            pass
 
     def decide_uncached(self, state: ClusterState, source: Subject, destination: Subject, port: int,
                         protocol: str = "TCP") -> Decision:
