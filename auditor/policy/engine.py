@@ -23,6 +23,8 @@ Pod that differs from the state's copy is never confused with it.
 
 from __future__ import annotations
 
+import contextlib
+
 from auditor.model.decision import (
     Decision,
     Enforcement,
@@ -105,10 +107,8 @@ class PolicyEngine:
 
     def _evict_one(self) -> None:
         """Drop the oldest entry; tolerant of another thread evicting at the same time."""
-        try:
+        with contextlib.suppress(KeyError, RuntimeError, StopIteration):
             del self._cache[next(iter(self._cache))]
-        except (KeyError, RuntimeError, StopIteration):
-            pass
 
     def decide_uncached(self, state: ClusterState, source: Subject, destination: Subject, port: int,
                         protocol: str = "TCP") -> Decision:
