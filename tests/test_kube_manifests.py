@@ -31,7 +31,7 @@ class TestShopFixtures:
             "payments/db-0",
             "legacy/report-29400480-7xk2p",
         ]
-        assert len(keys(objects, NetworkPolicy)) == 6
+        assert len(keys(objects, NetworkPolicy)) == 7
 
     def test_unsupported_kinds_are_skipped_and_counted(self) -> None:
         """ConfigMaps, Deployments and Services are skipped and counted by apiVersion/kind."""
