@@ -216,8 +216,9 @@ def store_inputs(options: ReportOptions) -> ReportInputs:
     if state is not None:  # the static findings of the posture shown, not of whatever the daemon last saw
         static = static_findings(state, enforce_node_traffic=options.enforce_node_traffic)
         findings = [f for f in findings if not f.kind.is_static] + static
+    shown_until = until - 1 if options.to_ns is None and until > since else until  # the last covered ns
     completeness = Completeness(
-        window_from_ns=since, window_to_ns=until, covered_ns=coverage.covered_ns,
+        window_from_ns=since, window_to_ns=shown_until, covered_ns=coverage.covered_ns,
         lost_events=coverage.lost_total, flows=sum(verdicts.values()),
         gaps=tuple(GapInfo(g.from_ns, g.to_ns, g.reason, g.lost_count) for g in coverage.gaps),
         note=f"store: {len(coverage.windows)} coverage windows recorded by the daemon"
@@ -232,6 +233,7 @@ def store_inputs(options: ReportOptions) -> ReportInputs:
 
 
 def _store_window(store: Store, options: ReportOptions) -> tuple[int, int]:
+    """[since, until): the options' window, else from the first to just past the last coverage window."""
     snap = store.snapshot()
     since = options.from_ns if options.from_ns is not None else snap.coverage_from_ns
     if options.to_ns is not None:
