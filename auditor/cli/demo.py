@@ -11,7 +11,7 @@ from typing import Any
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "demo",
-        help="Run the whole pipeline on a bundled synthetic capture and write report.html.",
+        help="run the whole pipeline on a bundled synthetic capture and write report.html",
         description=(
             "Starts the replay server on a bundled demo capture (a synthetic small shop), runs the daemon "
             "against it with bundled manifests over real gRPC, serves /metrics, writes report.html and "

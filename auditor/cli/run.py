@@ -11,7 +11,7 @@ from auditor.app import settings
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "run",
-        help="Run the daemon: Hubble flows x NetworkPolicies in force -> findings, metrics, store.",
+        help="run the daemon: Hubble flows x NetworkPolicies in force -> findings, metrics, store",
         description=(
             "Stream flows from Hubble (or --flows files), watch the cluster (or read --manifests), "
             "judge every flow against the NetworkPolicies in force at its time, keep findings in the "
