@@ -169,3 +169,19 @@ class TestClusterHistory:
         assert history.latest() is base
 
 
+
+
+class TestApplyInitial:
+    def test_initial_objects_are_in_force_at_every_time(self) -> None:
+        """An initial listing is in force before, at and after every recorded change."""
+        from auditor.model.k8s import Change, ChangeType, Namespace, Pod
+        from auditor.policy.history import ClusterHistory
+
+        history = ClusterHistory(window_ns=10**12)
+        history.apply(Change(500, ChangeType.ADDED, Namespace("late")))
+        history.apply_initial(Change(0, ChangeType.ADDED, Pod(namespace="shop", name="api", ips=("10.0.0.1",))))
+        assert len(history) == 1
+        for time_ns in (0, 499, 500, 10**6):
+            assert history.at(time_ns).pod_by_ip("10.0.0.1") is not None
+        assert history.at(499).namespace("late") is None
+        assert history.at(500).namespace("late") is not None

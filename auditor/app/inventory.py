@@ -1,8 +1,8 @@
 """The daemon's view of the cluster: a thread-safe ClusterHistory fed by manifests or a live watch.
 
 Live: the watcher's initial lists describe the cluster as it already was, so those objects are
-recorded at time 0 (in force for every flow, also flows older than the daemon's start); later
-changes are recorded at the time they were received.
+folded into the base state (in force for every flow, also flows older than the daemon's start);
+later changes are recorded at the time they were received.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ class LockedHistory:
     def apply(self, change: Change) -> None:
         with self._lock:
             self._history.apply(change)
+
+    def apply_initial(self, change: Change) -> None:
+        with self._lock:
+            self._history.apply_initial(change)
 
     def prune(self, now_ns: int) -> int:
         with self._lock:
@@ -81,9 +85,11 @@ class LiveInventory(Inventory):
         self.watcher = make_watcher(self._receive)
 
     def _receive(self, change: Change) -> None:
-        if not self.watcher.synced(RESOURCE_OF[type(change.obj)]):
+        if self.watcher.synced(RESOURCE_OF[type(change.obj)]):
+            self.history.apply(change)
+        else:
+            self.history.apply_initial(change)
             change = replace(change, time_ns=0)
-        self.history.apply(change)
         self.on_change(change)
 
     def start(self) -> None:

@@ -63,6 +63,17 @@ class ClusterHistory:
         self._states.insert(index, self._base)  # placeholder, rebuilt next
         self._rebuild(index)
 
+    def apply_initial(self, change: Change) -> None:
+        """Fold a change into the state before every recorded change (an initial listing).
+
+        A live inventory's first list describes the cluster as it already was: its objects are
+        in force for every instant, and keeping one history entry per listed object would cost
+        a state per object for nothing.  Later changes are rebuilt on top.
+        """
+        self._base = self._base.apply(change)
+        if self._changes:
+            self._rebuild(0)
+
     def _rebuild(self, index: int) -> None:
         state = self._states[index - 1] if index > 0 else self._base
         for i in range(index, len(self._changes)):
