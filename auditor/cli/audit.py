@@ -23,8 +23,9 @@ def register(subparsers: Any) -> None:
                         help="YAML/JSON manifests or directories: the cluster state before the first event")
     parser.add_argument("--cluster-events", metavar="FILE",
                         help="timestamped inventory changes (JSON lines), applied at their times")
-    parser.add_argument("--flows", nargs="+", required=True, metavar="FILE",
-                        help="flow files (hubble observe -o jsonpb, exporter files; gzip accepted)")
+    parser.add_argument("--flows", nargs="+", default=[], metavar="FILE",
+                        help="flow files (hubble observe -o jsonpb, exporter files; gzip accepted); "
+                        "without them only the static findings of the manifests are reported (a lint)")
     parser.add_argument("--output", choices=("table", "json"), default="table", help="output format")
     parser.add_argument("--enforce-node-traffic", action="store_true",
                         help="judge node <-> pod traffic by the policies (Cilium host firewall / "

@@ -5,7 +5,9 @@ multi-document YAML, `kind: List` and typed lists (`PodList`, `NetworkPolicyList
 may omit kind/apiVersion, as raw API responses do).  Directories are read recursively
 (`.yaml`, `.yml`, `.json`, sorted, hidden entries skipped); a file named explicitly is read
 whatever its extension.  Kinds auditor does not track are skipped and counted by
-`apiVersion/kind`.  Errors name the file and the line where the document or list item starts.
+`apiVersion/kind`; workloads whose pods are not in the manifests contribute a representative
+pod from their template (auditor.kube.templates).  Errors name the file and the line where the
+document or list item starts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import yaml
 from auditor.errors import ManifestError
 from auditor.kube.convert import is_supported, kind_of, object_from_dict
 from auditor.kube.fields import describe, manifest_error
+from auditor.kube.templates import is_workload, template_pods
 from auditor.model.k8s import KubeObject
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -34,8 +37,10 @@ class ManifestLoad:
 
     objects: tuple[KubeObject, ...]
     skipped_kinds: Mapping[str, int] = field(default_factory=dict, hash=False)
-    """Objects of kinds auditor does not track, by `apiVersion/kind`."""
+    """Objects of kinds auditor does not track, by `apiVersion/kind` (workloads included)."""
     files: int = 0
+    template_pods: int = 0
+    """Representative pods made from workload templates (see auditor.kube.templates)."""
 
 
 def load_manifests(paths: Sequence[str]) -> list[KubeObject]:
@@ -46,15 +51,20 @@ def load_manifests(paths: Sequence[str]) -> list[KubeObject]:
 def load_manifests_report(paths: Sequence[str]) -> ManifestLoad:
     """Load `paths` and report what was skipped.  Raises ManifestError naming file and line."""
     objects: list[KubeObject] = []
+    workloads: list[tuple[str, Mapping[str, Any]]] = []
     skipped: Counter[str] = Counter()
     files = list(manifest_files(paths))
     for path in files:
         for where, raw in _raw_objects(path):
             if is_supported(raw):
                 objects.append(object_from_dict(raw, where=where))
-            else:
-                skipped[kind_of(raw)] += 1
-    return ManifestLoad(objects=tuple(objects), skipped_kinds=dict(skipped), files=len(files))
+                continue
+            skipped[kind_of(raw)] += 1
+            if is_workload(raw):
+                workloads.append((where, raw))
+    templates = template_pods(workloads, objects)
+    return ManifestLoad(objects=(*objects, *templates), skipped_kinds=dict(skipped), files=len(files),
+                        template_pods=len(templates))
 
 
 def manifest_files(paths: Sequence[str]) -> Iterator[str]:
