@@ -108,3 +108,56 @@ class TestRecordCommand:
         argv = ["record", "--snapshot", str(tmp_path / "s.yaml"), "--events", str(tmp_path / "e.jsonl")]
         assert main([*argv, "--kubeconfig", str(tmp_path / "absent")]) == 1
         assert "cannot load Kubernetes configuration" in capsys.readouterr().err
+
+
+class TestRecordOut:
+    def test_out_dir_records_inventory_and_flows(self, api: KubeAPI, tmp_path: Path) -> None:
+        """--out DIR writes cluster.yaml, cluster-events.jsonl and flows.jsonl that audit can replay."""
+        from auditor.hubble.files import FileFlowSource
+        from auditor.hubble.replay_server import ReplayServer
+
+        served = Path(__file__).parent / "fixtures" / "real-flows" / "hubble-otel-basic-sample-10-flows.jsonl"
+        server = ReplayServer([served])
+        address = server.start()
+        out = tmp_path / "incident"
+        try:
+            argv = [
+                "record",
+                "--out",
+                str(out),
+                "--hubble-server",
+                address,
+                "--duration",
+                "1.5s",
+                "--kubeconfig",
+                kubeconfig(tmp_path, api.url),
+            ]
+            assert main(argv) == 0
+        finally:
+            server.stop()
+        assert {o.name for o in load_manifests([str(out / "cluster.yaml")])} == {"shop", "api-1"}
+        assert (out / "cluster-events.jsonl").exists()
+        recorded = list(FileFlowSource([str(out / "flows.jsonl")]).events())
+        original = list(FileFlowSource([str(served)]).events())
+        assert recorded == original
+        audit = main(
+            [
+                "audit",
+                "--manifests",
+                str(out / "cluster.yaml"),
+                "--cluster-events",
+                str(out / "cluster-events.jsonl"),
+                "--flows",
+                str(out / "flows.jsonl"),
+                "--output",
+                "json",
+            ]
+        )
+        assert audit == 0
+
+    def test_out_and_snapshot_together_is_an_error(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--out and --snapshot/--events are two ways to name the files; both at once is refused."""
+        assert main(["record", "--out", str(tmp_path), "--snapshot", str(tmp_path / "s.yaml")]) == 1
+        assert "either --out DIR or --snapshot/--events" in capsys.readouterr().err

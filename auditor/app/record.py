@@ -1,4 +1,8 @@
-"""`auditor record`: capture a live cluster's inventory for offline use.
+"""`auditor record`: capture a live cluster's inventory (and Hubble flows) for offline use.
+
+With `--out DIR`: `DIR/cluster.yaml` (the state at the start), `DIR/cluster-events.jsonl` (every
+change with its time) and `DIR/flows.jsonl` (the Hubble stream as jsonpb lines), so an incident
+can be replayed with `audit`, `report` or the replay server.
 
 Writes the state at the moment every initial list is in as a `kind: List` snapshot (YAML, or
 JSON when the file name ends in `.json`), then appends every later change as a
@@ -20,6 +24,8 @@ from typing import IO, Any
 import yaml
 
 from auditor.errors import ConfigError, InventoryError
+from auditor.hubble.config import HubbleConfig
+from auditor.hubble.recorder import FlowRecorder, FlowRecording
 from auditor.kube.client import DEFAULT_RESOURCES, ApiClientFactory, api_client_factory
 from auditor.kube.events import write_cluster_event
 from auditor.kube.export import object_to_dict
@@ -43,6 +49,9 @@ class RecordOptions:
     context: str | None = None
     in_cluster: bool | None = None
     resources: tuple[str, ...] = DEFAULT_RESOURCES
+    flows: str | None = None
+    """Where to record the Hubble stream (jsonpb lines); None records no flows."""
+    hubble: HubbleConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,7 @@ class RecordOutcome:
     changes: int
     """Change lines written after it."""
     status: InventoryStatus
+    flows: FlowRecording | None = None
 
 
 class Recording:
@@ -138,13 +148,24 @@ def record(
             raise InventoryError(f"the inventory did not sync within {waited}: {_unsynced(watcher.status())}")
         objects = recording.go_live()
         write_snapshot(options.snapshot, objects)
+        recorder = _start_flows(options)
         if on_snapshot is not None:
             on_snapshot(len(objects))
         _wait(stop, options.duration_seconds)
+        flows = recorder.stop() if recorder is not None else None
     finally:
         watcher.stop()
         events.close()
-    return RecordOutcome(objects=len(objects), changes=recording.changes, status=watcher.status())
+    return RecordOutcome(objects=len(objects), changes=recording.changes, status=watcher.status(), flows=flows)
+
+
+def _start_flows(options: RecordOptions) -> FlowRecorder | None:
+    """Flows are recorded from the snapshot on, so every flow has the state it was judged in."""
+    if options.flows is None or options.hubble is None:
+        return None
+    recorder = FlowRecorder(options.hubble, options.flows)
+    recorder.start()
+    return recorder
 
 
 def _wait(stop: threading.Event, duration: float | None) -> None:

@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from auditor.app.record import RecordOptions, record
 from auditor.app.settings import parse_duration
 from auditor.errors import ConfigError
+from auditor.hubble.config import add_client_arguments, config_from_args
 from auditor.log import configure as configure_logging
 
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "record",
-        help="record the live inventory as a manifests snapshot and a --cluster-events file",
+        help="record the live cluster and Hubble flows so an incident can be replayed",
         description="List+watch Namespaces, Pods, Nodes and NetworkPolicies; write the state once every "
-        "list is in (--snapshot), then every later change (--events) until --duration or Ctrl-C. "
-        "Use them with --manifests SNAPSHOT --cluster-events EVENTS.",
+        "list is in, then every later change, and (with --out) the Hubble flow stream, until --duration "
+        "or Ctrl-C. --out DIR writes DIR/cluster.yaml, DIR/cluster-events.jsonl and DIR/flows.jsonl; "
+        "replay them with audit/report (--manifests, --cluster-events, --flows) or replay-server.",
     )
-    parser.add_argument("--snapshot", required=True, metavar="FILE",
-                        help="the state at the start, as a kind: List (JSON if FILE ends in .json, else YAML)")
-    parser.add_argument("--events", required=True, metavar="FILE",
-                        help="changes after the snapshot (JSON lines)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="write cluster.yaml, cluster-events.jsonl and flows.jsonl into DIR")
+    parser.add_argument("--no-flows", action="store_true", help="with --out: record the inventory only")
+    parser.add_argument("--snapshot", metavar="FILE",
+                        help="inventory only: the state at the start, a kind: List (JSON if .json, else YAML)")
+    parser.add_argument("--events", metavar="FILE",
+                        help="inventory only: changes after the snapshot (JSON lines)")
     parser.add_argument("--duration", metavar="DURATION",
                         help="stop after this long (30s, 10m, 1h); default: until Ctrl-C")
     parser.add_argument("--sync-timeout", default="60s", metavar="DURATION",
@@ -33,6 +39,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--context", metavar="NAME", help="kubeconfig context")
     parser.add_argument("--in-cluster", action="store_true", default=None,
                         help="use the pod's service account even when a kubeconfig exists")
+    add_client_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -45,11 +52,28 @@ def _duration(text: str | None, flag: str) -> float | None:
         raise ConfigError(f"{flag}: {exc}") from exc
 
 
+def _paths(args: argparse.Namespace) -> tuple[str, str, str | None]:
+    """(snapshot, events, flows) from --out DIR, or from --snapshot and --events."""
+    if args.out:
+        if args.snapshot or args.events:
+            raise ConfigError("use either --out DIR or --snapshot/--events, not both")
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        flows = None if args.no_flows else str(out / "flows.jsonl")
+        return str(out / "cluster.yaml"), str(out / "cluster-events.jsonl"), flows
+    if not (args.snapshot and args.events):
+        raise ConfigError("give --out DIR, or both --snapshot FILE and --events FILE")
+    return args.snapshot, args.events, None
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging()
+    snapshot, events, flows = _paths(args)
     options = RecordOptions(
-        snapshot=args.snapshot,
-        events=args.events,
+        snapshot=snapshot,
+        events=events,
+        flows=flows,
+        hubble=config_from_args(args) if flows else None,
         duration_seconds=_duration(args.duration, "--duration"),
         sync_timeout_seconds=_duration(args.sync_timeout, "--sync-timeout") or 60.0,
         kubeconfig=args.kubeconfig,
@@ -58,9 +82,13 @@ def run(args: argparse.Namespace) -> int:
     )
 
     def snapshot_written(objects: int) -> None:
-        print(f"snapshot: {objects} objects in {options.snapshot}; recording changes to {options.events}",
+        also = f" and flows to {options.flows}" if options.flows else ""
+        print(f"snapshot: {objects} objects in {options.snapshot}; recording changes to {options.events}{also}",
               file=sys.stderr, flush=True)
 
     outcome = record(options, on_snapshot=snapshot_written)
-    print(f"recorded {outcome.objects} objects and {outcome.changes} changes", file=sys.stderr)
+    recorded = f"recorded {outcome.objects} objects and {outcome.changes} changes"
+    if outcome.flows is not None:
+        recorded += f", {outcome.flows.flows} flows ({outcome.flows.lost_events} lost upstream)"
+    print(recorded, file=sys.stderr)
     return 0

@@ -116,8 +116,11 @@ class HubbleClient:
         clock_ns: Callable[[], int] = time.time_ns,
         rand: Callable[[], float] = random.random,
         on_attempt: Callable[[int], None] | None = None,
+        on_response: Callable[[Any], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_response = on_response
+        """Called with each raw GetFlowsResponse kept after resume de-duplication (`auditor record`)."""
         self.stats = HubbleStats()
         self._credentials = channel_credentials(config)
         self._options = [FAST_STREAM_OPTION, *channel_tls_options(config)]
@@ -210,11 +213,15 @@ class HubbleClient:
                 if not accept(event.time_ns, response):
                     stats.duplicates_dropped += 1
                     continue
+                if self._on_response is not None:
+                    self._on_response(response)
                 stats.flows += 1
                 stats.last_flow_time_ns = self._resume.last_ns
                 yield event
             elif isinstance(event, LostEvents | NodeStatus):
                 self._record(event)
+                if self._on_response is not None:
+                    self._on_response(response)
                 yield event
             else:
                 stats.ignored_events += 1

@@ -72,7 +72,7 @@ class HubbleConfig:
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     """The hubble-CLI-compatible connection flags, for any command that reads a live stream."""
     group = parser.add_argument_group("Hubble connection")
-    group.add_argument("--server", default=DEFAULT_SERVER,
+    group.add_argument("--server", "--hubble-server", dest="server", default=DEFAULT_SERVER,
                        help="Hubble Relay or node address: host:port, tls://host:port or unix:///path")
     group.add_argument("--tls", action="store_true", help="connect with TLS")
     group.add_argument("--tls-ca-cert-files", nargs="+", default=[], metavar="FILE",
