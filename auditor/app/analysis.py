@@ -13,10 +13,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from auditor.exporter.snapshot import LagHistogram
 from auditor.findings.aggregate import FindingAggregator
-from auditor.findings.correlate import Correlator
+from auditor.findings.correlate import Correlator, CorrelatorStats
 from auditor.findings.static import static_findings
 from auditor.log import get_logger
 from auditor.model.events import LostEvents
@@ -61,6 +62,31 @@ def compute_posture(state: ClusterState) -> Posture:
                 covered[key] = False
             covered.setdefault(key, True)
     return Posture(unprotected_pods=dict(unprotected), default_deny=covered)
+
+
+def prune_deleted(stats: CorrelatorStats, state: ClusterState, *counters: Counter[Any]) -> int:
+    """Forget counter keys of namespaces, workloads and policies `state` no longer has.
+
+    Their metric series then disappear at the next scrape (as Prometheus expects of deleted
+    objects), and the counters stay bounded by what exists.  `counters` are extra copies keyed
+    like `stats.policy_verdicts` (the flush bookkeeping) pruned the same way.
+    """
+    namespaces = {namespace.name for namespace in state.namespaces}
+    workloads = {(pod.namespace, pod.workload_name) for pod in state.pods}
+    policies = {(policy.namespace, policy.name) for policy in state.policies}
+    tables: list[tuple[Counter[Any], set[tuple[str, str]]]] = [
+        (stats.policy_verdicts, policies),
+        (stats.policy_drops, workloads),
+        (stats.dns_denials, workloads),
+        (stats.health_check_drops, workloads),
+        *((extra, policies) for extra in counters),
+    ]
+    gone = 0
+    for table, alive in tables:
+        for key in [key for key in table if key[0] not in namespaces or key[:2] not in alive]:
+            del table[key]
+            gone += 1
+    return gone
 
 
 class Analyzer:
@@ -145,6 +171,9 @@ class Analyzer:
         posture = compute_posture(state)
         with self.lock:
             self.posture = posture
+            for key in [key for key in self.findings_new if key[2] and state.namespace(key[2]) is None]:
+                del self.findings_new[key]
+        prune_deleted(self.correlator.stats, state, self._flushed_verdicts)
         return new
 
     def _counter_rows(self) -> list[CounterRow]:
