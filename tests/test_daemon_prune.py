@@ -46,7 +46,7 @@ class TestPruneDeleted:
 
     def test_counts_what_it_removed(self) -> None:
         """The return value is the number of keys forgotten."""
-        assert prune_deleted(_stats(), STATE) == 6
+        assert prune_deleted(_stats(), STATE) == 5
 
     def test_prunes_extra_policy_counters(self) -> None:
         """Flush bookkeeping keyed like policy_verdicts is pruned the same way."""
