@@ -29,7 +29,7 @@ from auditor.findings.symptoms import dns_denied_by_policy, dns_refused, health_
 from auditor.model.decision import Decision, Enforcement, PolicyId, SideDecision, Subject
 from auditor.model.events import FlowEvent
 from auditor.model.findings import Finding, FindingKind
-from auditor.model.flows import Flow
+from auditor.model.flows import Direction, Flow
 from auditor.policy.state import ClusterState
 
 RESOLVE_CACHE_MAX = 65_536
@@ -217,6 +217,11 @@ class Correlator:
 
     def _denied(self, judged: Judged, *, audited: bool) -> _Outcome:
         main = denied_finding(judged, audited=audited)
+        if audited:
+            # Audit mode let the packet through: nothing was blocked, so no dns-denied or
+            # health-check-blocked, and no drop is counted.  The policy-drop marked audit-mode
+            # says what enforcement would break.
+            return _Outcome((main,))
         found = [main]
         expected = main.kind is FindingKind.POLICY_DROP
         dns_key = health_key = None
@@ -226,14 +231,14 @@ class Correlator:
                 dns_key = (dns.namespace, dns.workload)
                 found.append(dns)
         target = judged.dst.pod_subject
-        if target is not None:
+        if target is not None and judged.side is Direction.INGRESS:
+            # Only the target's ingress stands between a prober and the probed port; a drop by the
+            # client's egress policy blocks that client, not the target's health checks.
             latest = self._history.latest().pod(target.pod.namespace, target.pod.name)
             health = health_check_blocked(judged, latest)
             if health is not None:
                 health_key = (health.namespace, health.workload, health.port)
                 found.append(health)
-        if audited:  # audit mode let it through: not a drop, so not counted as one
-            return _Outcome(tuple(found), dns_key=dns_key, health_key=health_key)
         return _Outcome(tuple(found), verdict_key=_verdict_key(judged, allowed=False),
                         drop_key=(main.namespace, main.workload, main.direction, expected),
                         dns_key=dns_key, health_key=health_key)

@@ -9,7 +9,19 @@ PROBE_PROTOCOL = "TCP"
 
 
 def probe_port(pod: Pod, probe: Probe) -> int | None:
-    """The numeric port a probe connects to (named ports resolved), None if the name is unknown."""
+    """The numeric port a probe connects to (named ports resolved), None if the name is unknown.
+
+    The kubelet (`findPortByName`) looks a probe's port name up among the ports of the probe's own
+    container, by name only, so a name declared by two containers resolves to the probe
+    container's port.  Without container information the pod's TCP ports are searched.
+    """
+    if isinstance(probe.port, int):
+        return probe.port
+    if probe.container and any(declared.container for declared in pod.container_ports):
+        for declared in pod.container_ports:
+            if declared.container == probe.container and declared.name == probe.port:
+                return declared.port
+        return None
     return pod.resolve_port(probe.port, PROBE_PROTOCOL)
 
 

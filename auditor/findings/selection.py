@@ -18,6 +18,9 @@ from auditor.model.flows import EventType, Flow, FlowType, L7Type, Protocol, Ver
 POLICY_DROP_REASONS = frozenset({"POLICY_DENIED", "POLICY_DENY"})
 """Drop reasons that are policy decisions (133 default deny, 181 explicit deny rule)."""
 
+POLICY_DROP_SUB_TYPES = frozenset({133, 181})
+"""The same reasons as a drop event's `event_type.sub_type` (a drop event's sub type is its reason code)."""
+
 DEDUP_WINDOW_NS = 50_000_000
 """50 ms: the two events of one packet are microseconds apart; retransmits are >= 200 ms apart."""
 
@@ -53,6 +56,8 @@ def classify(flow: Flow) -> FlowClass:
         return _classify_l7(flow)
     if flow.verdict is Verdict.DROPPED:
         if flow.event_type == EventType.POLICY_VERDICT or flow.drop_reason in POLICY_DROP_REASONS:
+            return FlowClass.POLICY_DENIED
+        if flow.event_type == EventType.DROP and flow.event_sub_type in POLICY_DROP_SUB_TYPES:
             return FlowClass.POLICY_DENIED
         return FlowClass.OTHER_DROP
     if flow.event_type == EventType.POLICY_VERDICT:

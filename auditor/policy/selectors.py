@@ -50,11 +50,35 @@ def namespace_labels(name: str, labels: Mapping[str, str]) -> Mapping[str, str]:
     return merged
 
 
+def _sloppy_ipv4(text: str) -> str | None:
+    """Dotted-quad IPv4 as Go's legacy parser reads it (leading zeros allowed, decimal), normalised."""
+    parts = text.split(".")
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() for p in parts):
+        return None
+    values = [int(p) for p in parts]
+    if any(v > 255 for v in values):
+        return None
+    return ".".join(str(v) for v in values)
+
+
 @functools.lru_cache(maxsize=65536)
 def parse_network(cidr: str) -> Network | None:
-    """A CIDR parsed leniently (host bits allowed, as the API server's ParseCIDRSloppy), None if invalid."""
+    """A CIDR as the API server's `ParseCIDRSloppy` reads it, None if it would reject it.
+
+    `address/prefix` with a decimal prefix length (leading zeros allowed), host bits allowed, IPv4
+    octets with leading zeros read as decimal.  No netmask form (`/255.0.0.0`), no surrounding
+    whitespace, no IPv6 zone: Go's parser rejects those, so a policy using them is invalid.
+    """
+    address, slash, prefix = cidr.partition("/")
+    if not slash or not (prefix.isascii() and prefix.isdigit()) or "%" in address:
+        return None
+    if ":" not in address:
+        normalised = _sloppy_ipv4(address)
+        if normalised is None:
+            return None
+        address = normalised
     try:
-        return ipaddress.ip_network(cidr.strip(), strict=False)
+        return ipaddress.ip_network(f"{address}/{int(prefix)}", strict=False)
     except ValueError:
         return None
 
@@ -68,9 +92,20 @@ def parse_address(ip: str) -> Address | None:
         return None
 
 
-def ip_in_block(ip: str, block: IPBlock) -> bool:
-    """True when `ip` lies in `cidr` and in none of the `except` ranges (families must agree)."""
+def _wire_address(ip: str) -> Address | None:
+    """The address as it is on the wire: an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is IPv4 a.b.c.d."""
     address = parse_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def ip_in_block(ip: str, block: IPBlock) -> bool:
+    """True when `ip` lies in `cidr` and in none of the `except` ranges (families must agree).
+
+    IPv4-mapped IPv6 addresses count as their IPv4 address (as Go's `IPNet.Contains` does).
+    """
+    address = _wire_address(ip)
     network = parse_network(block.cidr)
     if address is None or network is None or address.version != network.version:
         return False
