@@ -159,3 +159,23 @@ class TestNamedProbePort:
         api = Pod("shop", "api-1", labels={"app": "api"}, ips=("10.0.0.2",), container_ports=ports,
                   probes=(probe,))
         assert probe_port(api, probe) == 8080
+
+
+class TestDnsDeniedHint:
+    def test_ingress_denial_at_the_dns_server_points_at_the_servers_policy(self) -> None:
+        """A DNS packet dropped by kube-dns's ingress policy says to allow ingress there, not client egress."""
+        dns_in = policy("dns-in", ns="kube-system", app="kube-dns", types=(PolicyDirection.INGRESS,),
+                        ingress=())
+        c = correlator(WEB, DNS, dns_in)
+        found = c.process(drop(ep(WEB, 40000), ep(DNS, 53), direction=Direction.INGRESS, protocol=Protocol.UDP))
+        [dns] = [f for f in found if f.kind is FindingKind.DNS_DENIED]
+        assert dns.policies == ("kube-system/dns-in@1",)
+        assert "allow ingress from shop/web" in dns.message
+        assert "allow egress" not in dns.message
+
+    def test_egress_denial_keeps_the_egress_hint(self) -> None:
+        """A DNS packet dropped by the client's egress policy still says to allow egress to kube-dns."""
+        c = correlator(WEB, DNS, DENY_EGRESS)
+        found = c.process(drop(ep(WEB, 40000), ep(DNS, 53), direction=Direction.EGRESS, protocol=Protocol.UDP))
+        [dns] = [f for f in found if f.kind is FindingKind.DNS_DENIED]
+        assert "allow egress to kube-dns on UDP and TCP 53" in dns.message

@@ -21,10 +21,14 @@ def dns_denied_by_policy(judged: Judged, query: str) -> Finding | None:
     how = "an L7 DNS rule" if flow.l7 is not None else f"the {judged.side.value} policy"
     where = f" ({', '.join(policies)})" if policies else ""
     asked = f" for {query}" if query else ""
-    message = (
-        f"DNS lookup{asked} {endpoint_text(flow, judged.src, judged.dst)} was dropped by {how}{where}; "
-        f"allow egress to kube-dns on UDP and TCP 53 for this workload."
-    )
+    if judged.side is Direction.INGRESS and flow.l7 is None:
+        # The DNS server's own ingress policy dropped it: the fix belongs there, not in the client's egress.
+        fix = (f"allow ingress from {judged.src.peer_workload} on UDP and TCP 53 in the policies of "
+               f"{judged.dst.peer_workload or judged.dst.peer}")
+    else:
+        fix = "allow egress to kube-dns on UDP and TCP 53 for this workload"
+    what = endpoint_text(flow, judged.src, judged.dst)
+    message = f"DNS lookup{asked} {what} was dropped by {how}{where}; {fix}."
     details = (("query", query),) if query else ()
     direction = Direction.EGRESS if flow.direction is Direction.UNKNOWN else flow.direction
     return make_finding(FindingKind.DNS_DENIED, flow, judged.src, judged.dst, direction, message,
