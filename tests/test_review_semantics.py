@@ -6,7 +6,18 @@ from auditor.findings.probes import probe_port
 from auditor.findings.selection import FlowClass, classify
 from auditor.model.decision import ExternalSubject, PodSubject
 from auditor.model.findings import FindingKind
-from auditor.model.flows import Direction, Endpoint, EventType, Flow, Protocol, Verdict
+from auditor.model.flows import (
+    Direction,
+    DNSInfo,
+    Endpoint,
+    EventType,
+    Flow,
+    FlowType,
+    L7Info,
+    L7Type,
+    Protocol,
+    Verdict,
+)
 from auditor.model.k8s import (
     ContainerPort,
     IPBlock,
@@ -179,3 +190,15 @@ class TestDnsDeniedHint:
         found = c.process(drop(ep(WEB, 40000), ep(DNS, 53), direction=Direction.EGRESS, protocol=Protocol.UDP))
         [dns] = [f for f in found if f.kind is FindingKind.DNS_DENIED]
         assert "allow egress to kube-dns on UDP and TCP 53" in dns.message
+
+
+class TestL7Responses:
+    def test_dropped_l7_response_is_not_a_new_policy_decision(self) -> None:
+        """An L7 response answers an admitted request: even marked DROPPED it is not judged as a denial."""
+        dns = DNSInfo(query="a.example.", rcode=0, observation_source="proxy")
+        response = L7Info(type=L7Type.RESPONSE, dns=dns)
+        f = Flow(time_ns=T0, verdict=Verdict.DROPPED, source=ep(DNS, 53), destination=ep(WEB, 40000),
+                 event_type=EventType.L7, flow_type=FlowType.L7, protocol=Protocol.UDP, l7=response)
+        assert classify(f) is FlowClass.DNS_RESPONSE
+        c = correlator(WEB, DNS, DENY_EGRESS)
+        assert c.process(f) == []

@@ -91,10 +91,12 @@ def _is_delivery(flow: Flow) -> bool:
 
 def _classify_l7(flow: Flow) -> FlowClass:
     l7 = flow.l7
+    if l7 is not None and l7.type is L7Type.RESPONSE:
+        # A response answers a request the proxy admitted; whatever its verdict, it is no new
+        # decision (Cilium's DNS proxy reports a denied query as a DROPPED *request*).
+        return FlowClass.DNS_RESPONSE if l7.dns is not None else FlowClass.REPLY
     if flow.verdict is Verdict.DROPPED:
         return FlowClass.POLICY_DENIED
-    if l7 is not None and l7.type is L7Type.RESPONSE:
-        return FlowClass.DNS_RESPONSE if l7.dns is not None else FlowClass.REPLY
     if flow.is_reply:
         return FlowClass.REPLY
     if flow.verdict in _ALLOWED_VERDICTS:
