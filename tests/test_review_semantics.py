@@ -21,6 +21,7 @@ from auditor.model.flows import (
 from auditor.model.k8s import (
     ContainerPort,
     IPBlock,
+    LabelSelector,
     Namespace,
     NetworkPolicy,
     Peer,
@@ -202,3 +203,25 @@ class TestL7Responses:
         assert classify(f) is FlowClass.DNS_RESPONSE
         c = correlator(WEB, DNS, DENY_EGRESS)
         assert c.process(f) == []
+
+
+class TestIngressIdentity:
+    def test_cilium_ingress_identity_is_not_matched_by_an_ip_block(self) -> None:
+        """reserved:ingress (Cilium's Envoy) has its own identity: an ipBlock over its IP does not admit it."""
+        api = Pod("shop", "api-1", labels={"app": "api"}, ips=("10.0.0.2",), node_name="node-1")
+        block = NetworkPolicy("shop", "from-internal", pod_selector=LabelSelector(match_labels={"app": "api"}),
+                              ingress=(Rule(peers=(Peer(ip_block=IPBlock("10.0.0.0/8")),)),))
+        c = correlator(api, block)
+        envoy = Endpoint(ip="10.0.0.77", identity=8, labels=("reserved:ingress",))
+        [finding] = c.process(drop(envoy, ep(api, 8080)))
+        assert finding.kind is FindingKind.POLICY_DROP
+        assert (finding.peer, finding.peer_workload) == ("10.0.0.77", "reserved:ingress")
+
+    def test_rule_without_peers_still_admits_the_ingress_identity(self) -> None:
+        """A rule without `from` admits every source, the ingress identity included."""
+        api = Pod("shop", "api-1", labels={"app": "api"}, ips=("10.0.0.2",), node_name="node-1")
+        open_rule = NetworkPolicy("shop", "open", pod_selector=LabelSelector(match_labels={"app": "api"}),
+                                  ingress=(Rule(),))
+        c = correlator(api, open_rule)
+        envoy = Endpoint(ip="10.0.0.77", identity=8, labels=("reserved:ingress",))
+        assert c.process(flow(envoy, ep(api, 8080), event=EventType.POLICY_VERDICT)) == []

@@ -3,7 +3,8 @@
 Order: reserved:health (not subject to NetworkPolicy) -> reserved:host / remote-node (a node)
 -> namespace/pod name when the flow carries one (unknown name = unresolved, never guessed by
 IP, which may have been reused) -> pod IP -> node IP -> world, kube-apiserver, ingress, cidr
-and fqdn identities and any other IP without pod labels (external) -> unresolved.
+and fqdn identities and any other IP without pod labels (external) -> unresolved.  The ingress
+identity (Cilium's Envoy) is external without an address: no ipBlock selects it.
 
 `peer_workload` is what findings aggregate the other side by: `namespace/workload` for pods,
 the reserved identity (or `cidr:` label) otherwise, so the key space stays bounded whatever
@@ -102,6 +103,12 @@ def _node(state: ClusterState, identity: str, ip: str, name: str) -> Resolved:
 def _external(endpoint: Endpoint, reserved: frozenset[str]) -> Resolved:
     if not endpoint.ip:
         return UNRESOLVED
+    if "ingress" in reserved:
+        # Cilium's Envoy (Ingress / Gateway API) has its own reserved identity, with IPs allocated
+        # like the health endpoint's: CIDR selectors (ipBlock) never select it, pod selectors
+        # neither, so only a rule without peers admits it.  No address is given to the engine.
+        return Resolved(Resolution.SUBJECT, ExternalSubject(ip=""), peer=endpoint.ip,
+                        peer_workload="reserved:ingress")
     cidr = next((label for label in endpoint.labels if label.startswith("cidr:")), "")
     known = next((name for name in _EXTERNAL_RESERVED if name in reserved), "")
     if cidr:
