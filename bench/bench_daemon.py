@@ -277,11 +277,12 @@ def report(label: str, samples: list[Sample], count: int, lag: bool) -> float:
     last = next(s for s in run if s.processed + s.dropped >= 0.9 * count)
     seconds = max(last.at - first.at, 1e-9)
     rate = (last.processed - first.processed) / seconds
+    received = (last.received - first.received) / seconds
     cpu = (last.cpu_s - first.cpu_s) / seconds
     end = run[-1]
     lag_text = (f"lag p50 {quantile(0.5, end.lag) * 1000:7.1f} ms p99 {quantile(0.99, end.lag) * 1000:7.1f} ms"
                 if lag else "lag n/a (pre-stamped flows)")
-    print(f"{label:<44} {rate:>9,.0f} flows/s  cpu {cpu * 100:4.0f}%  "
+    print(f"{label:<44} {rate:>9,.0f} flows/s analysed ({received:,.0f}/s received)  cpu {cpu * 100:4.0f}%  "
           f"peak RSS {final.rss_kib / 1024:5.0f} MiB  dropped {end.dropped:>7,.0f} of {end.received:,.0f}  "
           f"{lag_text}", flush=True)
     return rate
