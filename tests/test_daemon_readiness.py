@@ -22,10 +22,23 @@ from tests.daemon_support import (
     total,
     wait_until,
 )
+from tests.kubeapi import KubeAPI
 
 pytestmark = pytest.mark.slow
 
 NOT_CONNECTED = (503, "hubble stream not connected\n")
+NOT_SYNCED = (503, "inventory not synced\n")
+
+
+def kubeconfig(tmp_path: Path, server: str) -> str:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: loopback\n"
+        f"clusters:\n- name: loopback\n  cluster:\n    server: {server}\n"
+        "users:\n- name: tester\n  user:\n    token: not-a-secret\n"
+        "contexts:\n- name: loopback\n  context:\n    cluster: loopback\n    user: tester\n"
+    )
+    return str(path)
 
 
 def readyz(base: str) -> tuple[int, str]:
@@ -60,3 +73,23 @@ class TestReadiness:
                 text = http_get(base + "/metrics")[1]
         assert total(text, "auditor_hubble_up") == 1
         assert total(text, "auditor_hubble_reconnects_total") >= 1
+
+    def test_live_inventory_not_synced_until_lists_arrive(self, tmp_path: Path) -> None:
+        """With Hubble streaming, /readyz stays 503 "inventory not synced" until the pod list arrives."""
+        api = KubeAPI().start()
+        held = api.hold("pods")
+        try:
+            with ReplayServer([DEMO_FLOWS]) as replay:
+                daemon = build(tmp_path, ["--kubeconfig", kubeconfig(tmp_path, api.url),
+                                          "--hubble-server", replay.address])
+                with running(daemon):
+                    base = daemon_base(daemon)
+                    wait_until(lambda: readyz(base) == NOT_SYNCED, 20, "/readyz 503 inventory not synced")
+                    pods_up = total(http_get(base + "/metrics")[1], "auditor_inventory_up", resource="pods")
+                    held.set()
+                    wait_until(lambda: readyz(base)[0] == 200, 20, "/readyz 200 once the lists are in")
+                    text = http_get(base + "/metrics")[1]
+        finally:
+            api.stop()
+        assert pods_up == 0
+        assert total(text, "auditor_inventory_up", resource="pods") == 1
