@@ -55,8 +55,12 @@ def fixed_snapshot() -> MetricsSnapshot:
         inventory_up={"namespaces": True, "pods": True, "networkpolicies": True},
         inventory_last_sync_timestamp_seconds=1700000000.0,
         invalid_objects={"NetworkPolicy": 1},
-        bad_flows={"decode": 2},
+        bad_flows={"decode": 2, "analysis": 1},
         flows_received=247,
+        flows_skipped={"reply": 90, "deduplicated": 7, "other-drop": 1},
+        hubble_duplicates_dropped=3,
+        findings_overflow=0,
+        errors={"store": 1},
     )
 
 

@@ -4,6 +4,11 @@ Runs on one thread.  Per flow it does the correlator's work and a histogram obse
 everything that touches the store happens in `flush()`, every few seconds, in batches:
 findings upserted by key (the new ones logged once each), counters by hour, coverage windows,
 lost-event gaps, policy changes, and the static findings of the newest cluster state.
+
+One bad flow never stops the analysis: a flow whose time the store cannot hold, or on which the
+correlator raises, is counted in `bad_flows` (by reason), logged at the 1st, 10th, 100th ...
+occurrence, and skipped.  A flush that fails (store locked, disk full) keeps what it had not
+written yet, so the next flush writes it: nothing is written twice or lost.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor.exporter.collector import SKIP_REASONS
 from auditor.exporter.snapshot import LagHistogram
-from auditor.findings.aggregate import FindingAggregator
+from auditor.findings.aggregate import FindingAggregator, merge
 from auditor.findings.correlate import Correlator, CorrelatorStats
 from auditor.findings.static import static_findings
 from auditor.log import get_logger
 from auditor.model.events import LostEvents
-from auditor.model.findings import Finding, FindingKind
+from auditor.model.findings import Finding, FindingKey, FindingKind
 from auditor.model.flows import Flow
 from auditor.model.k8s import Change, NetworkPolicy
 from auditor.policy.coverage import isolation
@@ -32,6 +38,10 @@ HOUR_NS = 3600 * 1_000_000_000
 _log = get_logger("auditor.findings")
 
 STATIC_KINDS = frozenset(kind for kind in FindingKind if kind.is_static)
+MAX_TIME_NS = 2**63 - 1
+"""Flow times must be after the epoch and fit the store's 64-bit integers (until 2262)."""
+_LOG_AT = frozenset(10**n for n in range(15))
+"""Repeated errors are logged at the 1st, 10th, 100th ... occurrence, never once per flow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,16 @@ def prune_deleted(stats: CorrelatorStats, state: ClusterState, *counters: Counte
     return gone
 
 
+def skipped_flows(stats: CorrelatorStats) -> dict[str, int]:
+    """Flows the correlator counted but did not judge, by SKIP_REASONS (read from another thread)."""
+    skipped: Counter[str] = Counter()
+    for reason, count in dict(stats.skipped).items():  # a reason added to the core later reads "other"
+        skipped[reason if reason in SKIP_REASONS else "other"] += count
+    skipped.update(unresolved=stats.unresolved, deduplicated=stats.deduplicated)
+    skipped["other-drop"] += sum(dict(stats.other_drops).values())
+    return dict(skipped)
+
+
 class Analyzer:
     """Correlates events and persists what they mean; see the module docstring."""
 
@@ -107,7 +127,16 @@ class Analyzer:
         self._latest_state = latest_state
         self._clock_ns = clock_ns
         self._enforce_node_traffic = enforce_node_traffic
+        self._max_findings = max_findings
         self.aggregator = FindingAggregator(max_keys=max_findings)
+        self._overflow_before = 0
+        self.bad_flows: Counter[str] = Counter()
+        """Flows the analysis skipped, by reason: time (outside 1970..2262), analysis (the core raised)."""
+        self.errors: Counter[str] = Counter()
+        """Failures the daemon survived, by stage (collector.ERROR_STAGES)."""
+        self._unwritten: dict[FindingKey, Finding] = {}
+        self._flush_lock = threading.Lock()
+        """One flush at a time (the demo flushes from its own thread too)."""
         self.lag = LagHistogram()
         self.findings_new: Counter[tuple[str, str, str]] = Counter()
         self.posture = Posture()
@@ -120,18 +149,54 @@ class Analyzer:
         self._static_revision: int | None = None
         self._policy_changes: list[Change] = []
 
+    @property
+    def unwritten(self) -> int:
+        """Findings a failed flush left for the next one."""
+        return len(self._unwritten)
+
+    @property
+    def findings_overflow(self) -> int:
+        """Flows whose findings were not kept because the aggregator held `max_findings` keys."""
+        return self._overflow_before + self.aggregator.overflow
+
     def handle(self, event: object) -> None:
-        """One event from the queue."""
+        """One event from the queue; a flow that cannot be analysed is counted and skipped."""
         if isinstance(event, Flow):
-            findings = self.correlator.process(event)
-            with self.lock:
-                for finding in findings:
-                    self.aggregator.add(finding)
+            if not 0 < event.time_ns <= MAX_TIME_NS:
+                self._count_bad("time", f"flow time {event.time_ns} ns is not between 1970 and 2262", event)
+                return
+            try:
+                findings = self.correlator.process(event)
+                with self.lock:
+                    for finding in findings:
+                        self.aggregator.add(finding)
+            except Exception as exc:  # a flow shape the core does not expect must not stop the daemon
+                self._count_bad("analysis", repr(exc), event)
+                return
             self.lag.observe((self._clock_ns() - event.time_ns) / 1e9)
-            low, high = self._window or (event.time_ns, event.time_ns)
-            self._window = (min(low, event.time_ns), max(high, event.time_ns))
+            with self.lock:
+                low, high = self._window or (event.time_ns, event.time_ns)
+                self._window = (min(low, event.time_ns), max(high, event.time_ns))
         elif isinstance(event, LostEvents):
-            self._lost.append(event)
+            with self.lock:
+                self._lost.append(event)
+
+    def _count_bad(self, reason: str, error: str, flow: Flow) -> None:
+        with self.lock:
+            self.bad_flows[reason] += 1
+            count = self.bad_flows[reason]
+        if count in _LOG_AT:
+            _log.error("bad_flow", reason=reason, count=count, error=error, uuid=flow.uuid,
+                       node=flow.node_name, time_ns=flow.time_ns)
+
+    def count_error(self, stage: str, exc: BaseException) -> None:
+        """Count (and log at the 1st, 10th, 100th ... time) a failure the daemon goes on after."""
+        with self.lock:
+            self.errors[stage] += 1
+            count = self.errors[stage]
+        if count in _LOG_AT:
+            _log.error(f"{stage}_failed", count=count, error=str(exc) or repr(exc),
+                       unwritten_findings=len(self._unwritten))
 
     def note_change(self, change: Change) -> None:
         """A cluster change; policy changes are kept for the store's policy history."""
@@ -140,35 +205,81 @@ class Analyzer:
                 self._policy_changes.append(change)
 
     def flush(self) -> list[Finding]:
-        """Write everything gathered since the last flush; returns the findings that were new."""
-        with self.lock:
-            pending = self.aggregator.drain()
-            lost, self._lost = self._lost, []
-            changes, self._policy_changes = self._policy_changes, []
-            window, self._window = self._window, None
-        new = self.store.upsert_findings(pending) if pending else []
-        new += self._refresh_static()
-        self.store.add_counts(self._counter_rows())
-        if window is not None:
-            self.store.record_window(window[0], window[1])
-        for event in lost:
-            self.store.record_lost_events(event)
-        for change in changes:
-            self._record_policy_change(change)
-        self.store.flush()
-        self._announce(new)
+        """Write everything gathered since the last flush; returns the findings that were new.
+
+        Each part is forgotten only once written: when the store raises, what was not written is
+        kept for the next flush, and the error propagates (the daemon counts it and goes on).
+        """
+        new: list[Finding] = []
+        with self._flush_lock:
+            try:
+                new += self._write_findings()
+                new += self._refresh_static()
+                rows, flushed = self._counter_rows()
+                self.store.add_counts(rows)
+                self._flushed_flows, self._flushed_verdicts = flushed
+                self._write_window()
+                self._write_each("_lost", self.store.record_lost_events)
+                self._write_each("_policy_changes", self._record_policy_change)
+                self.store.flush()
+            finally:
+                self._announce(new)
         return new
+
+    def _write_findings(self) -> list[Finding]:
+        """Upsert the findings drained now plus any a failed flush left unwritten."""
+        with self.lock:
+            drained = self.aggregator.drain()
+            # The daemon only needs the deltas: a fresh aggregator bounds keys per flush, not per lifetime.
+            self._overflow_before += self.aggregator.overflow
+            self.aggregator = FindingAggregator(max_keys=self._max_findings)
+        for finding in drained:
+            older = self._unwritten.get(finding.key)
+            self._unwritten[finding.key] = finding if older is None else merge(older, finding)
+        if not self._unwritten:
+            return []
+        new = self.store.upsert_findings(list(self._unwritten.values()))
+        self._unwritten = {}
+        return new
+
+    def _write_window(self) -> None:
+        with self.lock:
+            window = self._window
+        if window is not None:
+            self.store.record_window(*window)
+            with self.lock:  # a wider window (flows analysed meanwhile) is written next time
+                self._window = None if self._window == window else self._window
+
+    def _write_each(self, attribute: str, write: Callable[[Any], None]) -> None:
+        """Write and forget the items of list `attribute` in order; unwritten ones stay on failure."""
+        with self.lock:
+            batch: list[Any] = getattr(self, attribute)
+            setattr(self, attribute, [])
+        done = 0
+        try:
+            for item in batch:
+                write(item)
+                done += 1
+        finally:
+            if done < len(batch):
+                with self.lock:
+                    setattr(self, attribute, batch[done:] + getattr(self, attribute))
 
     def _refresh_static(self) -> list[Finding]:
         """Static findings of the newest state, once per state revision; vanished ones get resolved."""
         state = self._latest_state()
         if state.revision == self._static_revision:
             return []
-        self._static_revision = state.revision
-        current = static_findings(state, enforce_node_traffic=self._enforce_node_traffic)
+        try:
+            current = static_findings(state, enforce_node_traffic=self._enforce_node_traffic)
+            posture = compute_posture(state)
+        except Exception as exc:  # the same state would fail again: count it once, go on
+            self._static_revision = state.revision
+            self.count_error("static", exc)
+            return []
         new = self.store.upsert_findings(current)
         self.store.resolve_missing_static([f.key for f in current], now_ns=self._clock_ns())
-        posture = compute_posture(state)
+        self._static_revision = state.revision
         with self.lock:
             self.posture = posture
             for key in [key for key in self.findings_new if key[2] and state.namespace(key[2]) is None]:
@@ -176,8 +287,10 @@ class Analyzer:
         prune_deleted(self.correlator.stats, state, self._flushed_verdicts)
         return new
 
-    def _counter_rows(self) -> list[CounterRow]:
-        """Deltas of the correlator's counters since the last flush, in the current hour bucket.
+    def _counter_rows(self) -> tuple[list[CounterRow], tuple[Counter[tuple[str, str]],
+                                                             Counter[tuple[str, str, str, str]]]]:
+        """Deltas of the correlator's counters since the last flush, in the current hour bucket,
+        and the counters to remember as flushed once the rows are written.
 
         Verdict rows carry no policy; policy rows carry the attributed policy and the verdict
         `ALLOWED`/`DROPPED`, so totals by verdict must be taken over rows without a policy.
@@ -192,9 +305,7 @@ class Analyzer:
         for (namespace, policy, direction, action), count in verdicts.items():
             verdict = "DROPPED" if action == "dropped" else "ALLOWED"
             rows.append(CounterRow(hour, namespace, "", verdict, direction, f"{namespace}/{policy}", count))
-        self._flushed_flows = Counter(stats.flows)
-        self._flushed_verdicts = Counter(stats.policy_verdicts)
-        return rows
+        return rows, (Counter(stats.flows), Counter(stats.policy_verdicts))
 
     def _record_policy_change(self, change: Change) -> None:
         policy = change.obj

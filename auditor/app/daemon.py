@@ -6,6 +6,9 @@
     HTTP thread:    /metrics (a snapshot built at scrape time), /healthz, /readyz
 
 SIGTERM/SIGINT: stop reading, analyse what is queued, flush the store, exit 0 (within 10 s).
+One bad flow, a failing flush (store locked, disk full) or a failing retention is counted
+(auditor_bad_flows_total, auditor_errors_total), logged and survived; a failed flush is retried.
+If the store still refuses the final flush, the exit code is 1 and the log says what was lost.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor import __version__
-from auditor.app.analysis import Analyzer
+from auditor.app.analysis import Analyzer, skipped_flows
 from auditor.app.flowqueue import END_OF_STREAM, FlowQueue, pump
 from auditor.app.inventory import Inventory, live_inventory, manifest_inventory
+from auditor.errors import StoreError
 from auditor.exporter.collector import make_registry
 from auditor.exporter.http import MetricsServer
 from auditor.exporter.snapshot import MetricsSnapshot
@@ -33,10 +37,16 @@ from auditor.hubble.source import FlowSource
 from auditor.log import get_logger
 from auditor.policy.engine import PolicyEngine
 from auditor.store import Store, open_store
+from auditor.store.sqlite import SqliteStore
+from auditor.store.url import sqlite_path
 
 _log = get_logger("auditor.daemon")
-SHUTDOWN_BUDGET_S = 8.0
-"""Time allowed to analyse what is queued after a stop signal (the whole exit stays under 10 s)."""
+SHUTDOWN_BUDGET_S = 6.0
+"""Time allowed after a stop signal to analyse what is queued, counted from the signal: what may
+still be blocked in a store write then, the drain and the final flush all fit in the 10 s."""
+STORE_BUSY_TIMEOUT_MS = 1500
+"""How long one store write waits for another writer's lock before the flush fails (and is retried
+at the next one): short, so a locked store never holds a stop signal up for long."""
 RETENTION_EVERY_S = 3600.0
 
 
@@ -52,6 +62,8 @@ class Daemon:
     clock_ns: Callable[[], int] = time.time_ns
     stop: threading.Event = field(default_factory=threading.Event)
     fatal: list[BaseException] = field(default_factory=list)
+    stopping_since: float | None = None
+    """time.monotonic() of the stop signal (the shutdown budget counts from it)."""
 
     def __post_init__(self) -> None:
         self.queue = FlowQueue(int(self.settings["queue_size"]))
@@ -98,6 +110,10 @@ class Daemon:
             namespace_default_deny=posture.default_deny,
             flow_processing_lag=self.analyzer.lag.data(),
             queue_dropped=self.queue.dropped,
+            bad_flows=dict(self.analyzer.bad_flows),
+            flows_skipped=skipped_flows(stats),
+            findings_overflow=self.analyzer.findings_overflow,
+            errors=dict(self.analyzer.errors),
         )
         snapshot = with_source(snapshot, self.source.stats)
         if self.lossless:
@@ -115,13 +131,14 @@ class Daemon:
                                           "lossless": self.lossless, "on_fatal": self._on_fatal})
         reader.start()
         _log.info("started", version=__version__, metrics=self.server.url, store=self.settings["store"])
+        saved = False
         try:
             self._analyse_until_stopped()
             self.source.close()
             self._drain(reader)
         finally:
-            self._shutdown()
-        return 1 if self.fatal else 0
+            saved = self._shutdown()
+        return 1 if self.fatal or not saved else 0
 
     def _analyse_until_stopped(self) -> None:
         interval = float(self.settings["flush_interval"])
@@ -133,7 +150,7 @@ class Daemon:
             if item is END_OF_STREAM:
                 ended = True
                 _log.info("flow_source_ended", flows=self.source.stats.flows)
-                self.analyzer.flush()
+                self._flush()
             elif item is not None:
                 self.analyzer.handle(item)
             now = time.monotonic()
@@ -143,15 +160,31 @@ class Daemon:
                 next_flush = now + interval
 
     def _periodic(self, retention: bool) -> None:
-        self.analyzer.flush()
-        self.inventory.prune(self.clock_ns())
-        if retention:
-            deleted = self.store.apply_retention(self.clock_ns(), int(float(self.settings["retention"]) * 1e9))
-            _log.debug("retention_applied", deleted=str(deleted))
+        self._flush()
+        try:
+            self.inventory.prune(self.clock_ns())
+            if retention:
+                deleted = self.store.apply_retention(self.clock_ns(),
+                                                     int(float(self.settings["retention"]) * 1e9))
+                _log.debug("retention_applied", deleted=str(deleted))
+        except Exception as exc:  # retried at the next retention interval
+            self.analyzer.count_error("retention", exc)
+
+    def _flush(self) -> bool:
+        """Flush to the store; a failure is counted and logged, and what was not written is kept."""
+        try:
+            self.analyzer.flush()
+        except StoreError as exc:
+            self.analyzer.count_error("store", exc)
+            return False
+        except Exception as exc:
+            self.analyzer.count_error("flush", exc)
+            return False
+        return True
 
     def _drain(self, reader: threading.Thread) -> None:
-        """Analyse what is already queued, up to the shutdown budget."""
-        deadline = time.monotonic() + SHUTDOWN_BUDGET_S
+        """Analyse what is already queued, up to the shutdown budget (counted from the stop signal)."""
+        deadline = (self.stopping_since or time.monotonic()) + SHUTDOWN_BUDGET_S
         while time.monotonic() < deadline:
             item = self.queue.get(timeout=0.05)
             if item is END_OF_STREAM or (item is None and not reader.is_alive()):
@@ -162,18 +195,28 @@ class Daemon:
         if left:
             _log.warning("shutdown_left_queued", events=left)
 
-    def _shutdown(self) -> None:
+    def _shutdown(self) -> bool:
+        """Final flush and teardown; False when the final flush failed (its data is lost, and logged)."""
+        saved = False
         try:
-            self.analyzer.flush()
+            saved = self._flush()
+            if not saved:
+                _log.error("store_flush_failed_at_exit", unwritten_findings=self.analyzer.unwritten)
         finally:
             self.inventory.stop()
             self.server.stop()
             self.store.close()
             _log.info("stopped", flows=self.source.stats.flows, queue_dropped=self.queue.dropped)
+        return saved
 
     def _on_fatal(self, exc: BaseException) -> None:
         _log.error("flow_source_failed", error=str(exc))
         self.fatal.append(exc)
+        self._request_stop()
+
+    def _request_stop(self) -> None:
+        if self.stopping_since is None:
+            self.stopping_since = time.monotonic()
         self.stop.set()
 
     def _install_signal_handlers(self) -> None:
@@ -184,7 +227,7 @@ class Daemon:
 
     def _on_signal(self, number: int) -> None:
         _log.info("stopping", signal=signal.Signals(number).name)
-        self.stop.set()
+        self._request_stop()
 
 
 def _replace(snapshot: MetricsSnapshot, **changes: Any) -> MetricsSnapshot:
@@ -195,7 +238,7 @@ def _replace(snapshot: MetricsSnapshot, **changes: Any) -> MetricsSnapshot:
 
 def build_daemon(settings: dict[str, Any]) -> Daemon:
     """Compose a daemon from resolved settings (see auditor.app.settings)."""
-    store = open_store(str(settings["store"]))
+    store = open_daemon_store(str(settings["store"]))
     window_ns = int(float(settings["history_window"]) * 1e9)
     if settings["manifests"]:
         inventory = manifest_inventory(settings["manifests"], settings["cluster_events"] or None, window_ns)
@@ -208,6 +251,14 @@ def build_daemon(settings: dict[str, Any]) -> Daemon:
     else:
         source, lossless = _hubble_client(settings), False
     return Daemon(settings=settings, source=source, lossless=lossless, inventory=inventory, store=store)
+
+
+def open_daemon_store(url: str) -> Store:
+    """The store for the daemon: SQLite with a short busy timeout (see STORE_BUSY_TIMEOUT_MS)."""
+    if url.partition(":")[0].lower() != "sqlite":
+        return open_store(url)
+    path = sqlite_path(url)
+    return SqliteStore(path, url=url, busy_timeout_ms=STORE_BUSY_TIMEOUT_MS)
 
 
 def _hubble_client(settings: dict[str, Any]) -> FlowSource:

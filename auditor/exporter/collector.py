@@ -28,6 +28,13 @@ from auditor.log import get_logger
 from auditor.model.events import LostEventSource, NodeState
 from auditor.model.flows import Direction, Verdict
 
+SKIP_REASONS = ("reply", "not-decision", "health", "dns-response", "unresolved", "deduplicated", "other-drop")
+"""auditor_flows_skipped_total reasons exported from the start (an unknown one reads "other")."""
+BAD_FLOW_REASONS = ("analysis", "decode", "ignored", "time")
+"""auditor_bad_flows_total reasons exported from the start."""
+ERROR_STAGES = ("store", "static", "flush", "retention")
+"""auditor_errors_total stages exported from the start."""
+
 OVERFLOW = "__overflow__"
 """Label value of every label of the overflow series that sums what the cap left out."""
 
@@ -64,7 +71,16 @@ LABELLED_METRICS: tuple[LabelledMetric, ...] = (
     ),
     LabelledMetric(
         "auditor_bad_flows_total", "counter", "Flow events that could not be used, by reason.",
-        ("reason",), "bad_flows",
+        ("reason",), "bad_flows", tuple((reason,) for reason in BAD_FLOW_REASONS),
+    ),
+    LabelledMetric(
+        "auditor_flows_skipped_total", "counter",
+        "Processed flows not judged against the policies, by reason (docs/metrics.md).",
+        ("reason",), "flows_skipped", tuple((reason,) for reason in SKIP_REASONS),
+    ),
+    LabelledMetric(
+        "auditor_errors_total", "counter", "Failures the daemon survived, by stage (failed flushes retried).",
+        ("stage",), "errors", tuple((stage,) for stage in ERROR_STAGES),
     ),
     LabelledMetric(
         "auditor_policy_verdicts_total", "counter",
@@ -127,6 +143,14 @@ SCALARS: tuple[tuple[str, Literal["counter", "gauge"], str, str], ...] = (
         "Event time of the newest flow seen (Unix seconds).", "last_flow_timestamp_seconds",
     ),
     ("auditor_queue_dropped_total", "counter", "Events dropped because the queue was full.", "queue_dropped"),
+    (
+        "auditor_hubble_duplicates_dropped_total", "counter",
+        "Flows Hubble sent again after a reconnect, dropped as duplicates.", "hubble_duplicates_dropped",
+    ),
+    (
+        "auditor_findings_overflow_total", "counter",
+        "Flows whose findings were not kept because the finding key limit was reached.", "findings_overflow",
+    ),
     (
         "auditor_inventory_last_sync_timestamp_seconds", "gauge",
         "Time of the last complete inventory sync (Unix seconds).", "inventory_last_sync_timestamp_seconds",

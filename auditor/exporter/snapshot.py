@@ -175,9 +175,18 @@ class MetricsSnapshot:
     invalid_objects: Mapping[str, int] = field(default_factory=_empty)
     """auditor_invalid_objects_total, key object kind (NetworkPolicy, Pod, Namespace)."""
     bad_flows: Mapping[str, int] = field(default_factory=_empty)
-    """auditor_bad_flows_total, key reason (a short fixed word such as decode, missing_time)."""
+    """auditor_bad_flows_total, key reason (a short fixed word: decode, ignored, time, analysis)."""
     flows_received: int = 0
     """auditor_flows_received_total: flows read from the source before the queue."""
+    flows_skipped: Mapping[str, int] = field(default_factory=_empty)
+    """auditor_flows_skipped_total, key reason: processed flows not judged against the policies
+    (reply, not-decision, health, dns-response, unresolved, deduplicated, other-drop, other)."""
+    hubble_duplicates_dropped: int = 0
+    """auditor_hubble_duplicates_dropped_total: flows Hubble sent again after a reconnect, dropped."""
+    findings_overflow: int = 0
+    """auditor_findings_overflow_total: flows whose findings were not kept (finding key limit)."""
+    errors: Mapping[str, int] = field(default_factory=_empty)
+    """auditor_errors_total, key stage (store, static, flush, retention): failures survived."""
 
 
 @dataclass(frozen=True, slots=True)

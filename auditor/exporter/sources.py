@@ -23,7 +23,8 @@ _NS_PER_S = 1_000_000_000
 
 
 def with_source(snapshot: MetricsSnapshot, stats: SourceStats) -> MetricsSnapshot:
-    """Hubble stream health: up, reconnects, lost events, nodes by state, last flow, bad input."""
+    """Hubble stream health: up, reconnects, lost events, nodes by state, last flow, bad input,
+    duplicates dropped after a reconnect."""
     stats = stats.snapshot()
     lost = stats.lost_events
     node_states = Counter(stats.node_states.values())
@@ -37,6 +38,7 @@ def with_source(snapshot: MetricsSnapshot, stats: SourceStats) -> MetricsSnapsho
         last_flow_timestamp_seconds=stats.last_flow_time_ns / _NS_PER_S,
         bad_flows=_bad_flows(snapshot.bad_flows, decode=bad_lines, ignored=stats.ignored_events),
         flows_received=stats.flows,
+        hubble_duplicates_dropped=stats.duplicates_dropped,
     )
 
 
