@@ -82,6 +82,35 @@ def has_series(text: str, name: str) -> bool:
     return any(sample == name for sample, _ in samples(text))
 
 
+VOLATILE = ("auditor_flow_processing_lag_seconds", "auditor_scrape_duration_seconds",
+            "auditor_inventory_last_sync_timestamp_seconds")
+"""Metrics that change from scrape to scrape on an idle daemon (wall clock, scrape cost)."""
+
+
+def _stable(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {key: value for key, value in samples(text).items() if not key[0].startswith(VOLATILE)}
+
+
+def settled_metrics(base: str, flows: int, timeout: float = 30.0) -> str:
+    """/metrics once `flows` flows were analysed, findings flushed, and two scrapes 0.5 s apart agree.
+
+    The agreement (VOLATILE metrics aside) means no flush was half done: open findings (from the
+    store) and auditor_findings_total (counted as the new ones are logged) describe the same flush.
+    """
+    found: list[str] = []
+
+    def check() -> bool:
+        first = http_get(base + "/metrics")[1]
+        if total(first, "auditor_flows_processed_total") != flows or not total(first, "auditor_open_findings"):
+            return False
+        time.sleep(0.5)
+        second = http_get(base + "/metrics")[1]
+        found.append(second)
+        return _stable(first) == _stable(second)
+    wait_until(check, timeout, f"a settled scrape after {flows} flows")
+    return found[-1]
+
+
 def flushed(base: str, expected_findings: int = 1) -> bool:
     """The daemon has analysed its flows and flushed at least `expected_findings` open findings."""
     status, text = http_get(base + "/metrics")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,8 @@ from tests.daemon_support import (
     DEMO_MANIFESTS,
     build,
     daemon_base,
-    http_get,
     running,
-    total,
-    wait_until,
+    settled_metrics,
 )
 from tests.promtool_runner import run_promtool
 
@@ -55,32 +52,14 @@ def normalize(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def settled(base: str) -> str | None:
-    """The scrape once every flow is analysed and two scrapes 0.3 s apart agree (a flush happened)."""
-    first = http_get(base + "/metrics")[1]
-    analysed = total(first, "auditor_flows_processed_total") == DEMO_FLOW_COUNT
-    if not analysed or not total(first, "auditor_open_findings"):
-        return None
-    time.sleep(0.3)
-    second = http_get(base + "/metrics")[1]
-    return second if normalize(first) == normalize(second) else None
-
-
 @pytest.fixture(scope="module")
 def scrape(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The raw /metrics text of a daemon that replayed the demo flows and flushed."""
     workdir = tmp_path_factory.mktemp("golden")
     daemon = build(workdir, ["--manifests", str(DEMO_MANIFESTS), "--flows", str(DEMO_FLOWS),
                              "--flush-interval", "1s"])
-    found: list[str] = []
-
-    def check() -> bool:
-        text = settled(daemon_base(daemon))
-        found.extend([text] if text else [])
-        return bool(found)
     with running(daemon):
-        wait_until(check, 20, "a settled scrape")
-    return found[0]
+        return settled_metrics(daemon_base(daemon), DEMO_FLOW_COUNT)
 
 
 class TestDaemonGolden:

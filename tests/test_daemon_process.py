@@ -16,8 +16,8 @@ from tests.daemon_support import (
     DEMO_FLOWS,
     DEMO_MANIFESTS,
     daemon_process,
-    flushed,
     http_get,
+    settled_metrics,
     total,
     wait_until,
 )
@@ -69,8 +69,7 @@ def file_run(tmp_path_factory: pytest.TempPathFactory) -> Finished:
              "--flush-interval", "1s", "--log-format", "json")
     with daemon_process(workdir, *flags) as daemon:
         wait_until(lambda: http_get(daemon.base + "/readyz")[0] == 200, 30, "/readyz 200")
-        wait_until(lambda: flushed(daemon.base), 30, "open findings on /metrics")
-        metrics = http_get(daemon.base + "/metrics")[1]
+        metrics = settled_metrics(daemon.base, DEMO_FLOW_COUNT)
         code, seconds = daemon.terminate()
         log = parse_log(daemon.log_lines())
     return Finished(code, seconds, log, stored_findings(workdir / "auditor.db"), metrics)
