@@ -8,7 +8,8 @@ Rewrites, so that the scenario fits a test of a few seconds:
   the first evaluation where its expression holds).  Range windows are unchanged: the counter rules'
   `x unless x offset w` part already covers series newer than the window.
 - dashboard: Grafana variables as in tests/test_dashboard.py (`$namespace` = `.*`, i.e. All,
-  `$__rate_interval` = 5m, `$__interval` = 1m, `$__range` = 1h).
+  `$__rate_interval` = 5m, `$__interval` = 1m, `$__range` = 1h); the panels filtered by namespace
+  are queried once more with one real namespace selected.
 - flows: the demo capture plus one extra flow (legacy/batch -> shop/db on 5432, FORWARDED although
   the policies in force deny it), so that the unexpected-allow panel and alert have something.
 The replay server paces the flows (--rate) and loops over them (--loop), so that counters keep growing
@@ -39,7 +40,7 @@ from tests.daemon_support import (
     wait_until,
 )
 from tests.promtool_runner import prometheus_server
-from tests.test_dashboard import RULES, expressions
+from tests.test_dashboard import GRAFANA_VARIABLES, RULES, dashboard, expressions, panels
 from tests.test_dashboard_prometheus import api, wait_for_samples
 
 pytestmark = pytest.mark.slow
@@ -64,6 +65,23 @@ AuditorLagging fires because the capture is from 2026-11-20: every flow is analy
 MUST_STAY_SILENT = {"AuditorHubbleStreamDown", "AuditorHubbleLostEvents", "AuditorQueueOverflow",
                     "AuditorInventoryDown"}
 IDENTITY = ("namespace", "workload", "direction", "port")
+POSTURE_PANELS = {"Unprotected pods", "Namespaces without default deny"}
+"""Panels whose data is about namespaces *without* protection: legacy has it, shop does not."""
+
+
+def expressions_for_one_namespace() -> list[tuple[str, str]]:
+    """Panels filtered by $namespace, with one real namespace selected: legacy for posture panels, else shop."""
+    result = []
+    for panel in panels():
+        namespace = "legacy" if panel["title"] in POSTURE_PANELS else "shop"
+        for target in panel["targets"]:
+            if "$namespace" not in target["expr"]:
+                continue
+            expr = target["expr"]
+            for variable, value in {**GRAFANA_VARIABLES, "$namespace": namespace}.items():
+                expr = expr.replace(variable, value)
+            result.append((f"{panel['title']} {target['refId']} ({namespace})", expr))
+    return result
 
 
 def unexpected_allow_flow() -> str:
@@ -161,6 +179,21 @@ class TestDashboardOnLiveDaemon:
         result = api(stack.prometheus, "/api/v1/query", query=expr)
         assert result["status"] == "success", (where, result)
         assert result["data"]["result"], f"{where}: no data for {expr}"  # type: ignore[index]
+
+
+    @pytest.mark.parametrize(("where", "expr"), expressions_for_one_namespace(),
+                             ids=[where for where, _ in expressions_for_one_namespace()])
+    def test_panel_query_for_one_namespace(self, stack: Stack, where: str, expr: str) -> None:
+        """With one namespace selected instead of All, the panel still returns data for it."""
+        result = api(stack.prometheus, "/api/v1/query", query=expr)
+        assert result["data"]["result"], f"{where}: no data for {expr}"  # type: ignore[index]
+
+    def test_namespace_variable_lists_the_namespaces(self, stack: Stack) -> None:
+        """The dashboard's namespace variable query finds every namespace of the demo cluster."""
+        variable = {v["name"]: v for v in dashboard()["templating"]["list"]}["namespace"]
+        metric = variable["definition"].removeprefix("label_values(").split(",")[0]
+        values = api(stack.prometheus, "/api/v1/label/namespace/values", **{"match[]": metric})["data"]
+        assert set(values) >= {"shop", "legacy", "kube-system"}  # type: ignore[call-overload]
 
 
 class TestAlertsOnLiveDaemon:
