@@ -176,6 +176,8 @@ class Sample:
     lag: dict[float, float]
     cpu_s: float
     rss_kib: int
+    threads: dict[int, tuple[str, float]]
+    """Thread id -> (OS thread name, CPU seconds)."""
 
 
 def scrape(base: str) -> tuple[float, float, float, dict[float, float]]:
@@ -202,6 +204,33 @@ def proc_usage(pid: int) -> tuple[float, int, int]:
     cpu = (int(fields[11]) + int(fields[12])) / HZ
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
     return cpu, int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0])
+
+
+def thread_usage(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds per thread of a process (Python threads are all called `python`, grpc's are named)."""
+    result = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        result[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / HZ)
+    return result
+
+
+def thread_split(first: Sample, last: Sample, seconds: float) -> str:
+    """CPU share of the busiest Python threads (reader, analysis) and of grpc's threads together."""
+    python, grpc_share = [], 0.0
+    for tid, (name, cpu) in last.threads.items():
+        share = (cpu - first.threads.get(tid, (name, 0.0))[1]) / seconds
+        if name.startswith("python"):
+            python.append(share)
+        else:
+            grpc_share += share
+    busiest = "/".join(f"{share * 100:.0f}%" for share in sorted(python, reverse=True)[:2])
+    return f"python threads {busiest}, grpc threads {grpc_share * 100:.0f}%"
 
 
 def quantile(q: float, buckets: dict[float, float]) -> float:
@@ -247,7 +276,8 @@ def run_daemon(address: str, workdir: Path, count: int, timeout: float) -> list[
             except OSError:
                 continue
             cpu, rss, _peak = proc_usage(process.pid)
-            samples.append(Sample(time.monotonic(), received, processed, dropped, lag, cpu, rss))
+            samples.append(Sample(time.monotonic(), received, processed, dropped, lag, cpu, rss,
+                                  thread_usage(process.pid)))
             if received >= count and processed + dropped >= received:
                 break
         if not samples:
@@ -264,7 +294,7 @@ def run_daemon(address: str, workdir: Path, count: int, timeout: float) -> list[
 def _final(pid: int, samples: list[Sample]) -> Sample:
     last = samples[-1]
     cpu, _rss, peak = proc_usage(pid)
-    return Sample(last.at, last.received, last.processed, last.dropped, last.lag, cpu, peak)
+    return Sample(last.at, last.received, last.processed, last.dropped, last.lag, cpu, peak, last.threads)
 
 
 def report(label: str, samples: list[Sample], count: int, lag: bool) -> float:
@@ -284,7 +314,7 @@ def report(label: str, samples: list[Sample], count: int, lag: bool) -> float:
                 if lag else "lag n/a (pre-stamped flows)")
     print(f"{label:<44} {rate:>9,.0f} flows/s analysed ({received:,.0f}/s received)  cpu {cpu * 100:4.0f}%  "
           f"peak RSS {final.rss_kib / 1024:5.0f} MiB  dropped {end.dropped:>7,.0f} of {end.received:,.0f}  "
-          f"{lag_text}", flush=True)
+          f"{lag_text}\n{'':<44} {thread_split(first, last, seconds)}", flush=True)
     return rate
 
 
