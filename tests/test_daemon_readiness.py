@@ -94,9 +94,6 @@ class TestReadiness:
         assert pods_up == 0
         assert total(text, "auditor_inventory_up", resource="pods") == 1
 
-    @pytest.mark.xfail(strict=True, reason="HubbleClient sets `connected` on the first response only, so a "
-                       "quiet node's open stream (no flows, no node events: a Hubble agent, not Relay) "
-                       "reads as down: /readyz 503 and auditor_hubble_up 0 (AuditorHubbleStreamDown fires)")
     def test_quiet_open_stream_is_ready(self, tmp_path: Path) -> None:
         """An open GetFlows stream that has nothing to send yet still counts as connected."""
         with ReplayServer(responses=[]) as replay:

@@ -101,6 +101,17 @@ def flow_key(response: Any) -> bytes | str:
     return key
 
 
+CHANNEL_CLOSE_DELAY_S = 0.5
+"""grpc's connectivity poller (behind `subscribe`) wakes every 0.2 s and raises on a closed
+channel; closing after it has seen the unsubscribe avoids that race."""
+
+
+def _close_later(channel: grpc.Channel) -> None:
+    timer = threading.Timer(CHANNEL_CLOSE_DELAY_S, channel.close)
+    timer.daemon = True
+    timer.start()
+
+
 def _timestamp(time_ns: int) -> Any:
     return timestamp_pb2.Timestamp(seconds=time_ns // 1_000_000_000, nanos=time_ns % 1_000_000_000)
 
@@ -132,6 +143,8 @@ class HubbleClient:
         self._resume = ResumePoint(last_ns=0)
         self._call: Any = None
         self._ever_connected = False
+        self._state_lock = threading.Lock()
+        self._down_logged = False
         self._down_since_ns = 0
 
     def close(self) -> None:
@@ -181,6 +194,7 @@ class HubbleClient:
         """Dial once and yield until the stream ends; errors are classified, logged, maybe raised."""
         self._resume.start_resume()
         channel = self._channel()
+        channel.subscribe(self._on_channel_state, try_to_connect=True)
         try:
             method = channel.unary_stream(
                 GET_FLOWS,
@@ -197,7 +211,8 @@ class HubbleClient:
             self._on_rpc_error(err)
         finally:
             self._call = None
-            channel.close()
+            channel.unsubscribe(self._on_channel_state)
+            _close_later(channel)
 
     def _consume(self, call: Any) -> Iterator[FlowEvent]:
         """The hot loop: every response of one stream -> model events, with resume de-duplication."""
@@ -239,25 +254,44 @@ class HubbleClient:
                 stats.node_states[name] = event.state.value
             log.info("hubble_node_status", state=event.state.value, nodes=list(event.node_names))
 
+    def _on_channel_state(self, state: grpc.ChannelConnectivity) -> None:
+        """The transport is up (TCP, TLS, HTTP/2): the stream counts as connected even before data.
+
+        A quiet node sends nothing on a follow stream; waiting for the first message would
+        report a healthy connection as down.  An RPC the server then refuses ends the stream.
+        """
+        if state is grpc.ChannelConnectivity.READY and self._call is not None:
+            self._mark_up({})
+
     def _connected(self, call: Any) -> None:
-        stats = self.stats
-        stats.connected, stats.stalled, self._ever_connected = True, False, True
         metadata = call.initial_metadata()  # arrived before the first message: does not block now
-        if self._down_since_ns:
-            add_gap(stats.gaps, self._down_since_ns, self._clock_ns())
-            self._down_since_ns = 0
-        versions = {key: value for key, value in metadata or () if key in _VERSION_KEYS}
+        self._mark_up({key: value for key, value in metadata or () if key in _VERSION_KEYS})
+
+    def _mark_up(self, versions: dict[str, str]) -> None:
+        stats = self.stats
+        with self._state_lock:
+            if stats.connected:
+                return
+            stats.connected, stats.stalled, self._ever_connected = True, False, True
+            self._down_logged = False
+            if self._down_since_ns:
+                add_gap(stats.gaps, self._down_since_ns, self._clock_ns())
+                self._down_since_ns = 0
         log.info("hubble_connected", server=self.config.server, since_ns=self._resume.last_ns, **versions)
 
     def _disconnected(self, reason: str) -> None:
+        """Mark the stream down; logged as a warning once per outage, retries after that at debug."""
         stats = self.stats
-        stats.last_flow_time_ns = self._resume.last_ns
-        if stats.connected:
-            self._down_since_ns = self._clock_ns()
-        stats.connected = False
+        with self._state_lock:
+            stats.last_flow_time_ns = self._resume.last_ns
+            if stats.connected:
+                self._down_since_ns = self._clock_ns()
+            stats.connected = False
         if not self._closed.is_set():
             stats.last_error = reason
-            log.warning("hubble_disconnected", server=self.config.server, reason=reason)
+            level = "debug" if self._down_logged else "warning"
+            self._down_logged = True
+            getattr(log, level)("hubble_disconnected", server=self.config.server, reason=reason)
 
     def _on_rpc_error(self, err: grpc.RpcError) -> None:
         code: grpc.StatusCode = err.code()
