@@ -29,9 +29,9 @@ from auditor.log import get_logger
 from auditor.model.events import LostEvents
 from auditor.model.findings import Finding, FindingKey, FindingKind
 from auditor.model.flows import Flow
-from auditor.model.k8s import Change, NetworkPolicy
+from auditor.model.k8s import Change, NetworkPolicy, PolicyDirection
 from auditor.policy.coverage import isolation
-from auditor.policy.state import ClusterState, policy_id
+from auditor.policy.state import ClusterState, policy_applies, policy_id
 from auditor.store import CounterRow, Store
 
 HOUR_NS = 3600 * 1_000_000_000
@@ -54,24 +54,32 @@ class Posture:
     """(namespace, direction) -> every pod of the namespace is isolated in that direction."""
 
 
+DIRECTIONS = (("ingress", PolicyDirection.INGRESS), ("egress", PolicyDirection.EGRESS))
+
+
 def compute_posture(state: ClusterState) -> Posture:
-    """Per namespace and direction: unprotected pods and whether default deny holds."""
+    """Per namespace and direction: unprotected pods, and default deny.
+
+    Default deny means a policy with an empty podSelector applies to the direction: it isolates
+    every pod of the namespace, also pods created later.  A namespace whose pods happen to be
+    covered one by one, or an empty namespace without such a policy, has no default deny.
+    """
     unprotected: Counter[tuple[str, str]] = Counter()
-    covered: dict[tuple[str, str], bool] = {}
+    default_deny: dict[tuple[str, str], bool] = {}
     for namespace in state.namespaces:
-        for direction in ("ingress", "egress"):
-            covered[(namespace.name, direction)] = True
-            unprotected[(namespace.name, direction)] += 0
+        policies = state.policies_in(namespace.name)
+        for label, direction in DIRECTIONS:
+            unprotected[(namespace.name, label)] += 0
+            default_deny[(namespace.name, label)] = any(
+                policy.pod_selector.is_empty and policy_applies(policy, direction) for policy in policies
+            )
     for pod in state.pods:
         if pod.host_network:
             continue
-        for direction, isolated in zip(("ingress", "egress"), isolation(state, pod), strict=True):
-            key = (pod.namespace, direction)
+        for (label, _), isolated in zip(DIRECTIONS, isolation(state, pod), strict=True):
             if not isolated:
-                unprotected[key] += 1
-                covered[key] = False
-            covered.setdefault(key, True)
-    return Posture(unprotected_pods=dict(unprotected), default_deny=covered)
+                unprotected[(pod.namespace, label)] += 1
+    return Posture(unprotected_pods=dict(unprotected), default_deny=default_deny)
 
 
 def prune_deleted(stats: CorrelatorStats, state: ClusterState, *counters: Counter[Any]) -> int:
