@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from auditor.app.daemon import Daemon, build_daemon
 from auditor.app.report import ReportOptions, run_report
 from auditor.app.settings import RUN_OPTIONS
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, InputError
 from auditor.hubble.replay_server import ReplayServer
 from auditor.log import configure
 from auditor.model.findings import Finding, Severity
@@ -45,13 +45,17 @@ def run_demo(options: DemoOptions, out: TextIO, wait_forever: Callable[[], None]
     """Run the demo; returns the exit code."""
     configure(fmt="console", level="error")
     manifests, flows = demo_files()
-    options.out.mkdir(parents=True, exist_ok=True)
+    try:
+        options.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out: cannot create the directory: {exc.strerror or exc}",
+                         path=str(options.out)) from exc
     store_path = options.out / "auditor-demo.db"
     store_path.unlink(missing_ok=True)
     server = ReplayServer([flows], listen="127.0.0.1:0")
     address = server.start()
     daemon = build_daemon(_settings(address, manifests, f"sqlite://{store_path.resolve()}", options))
-    thread = threading.Thread(target=daemon.run, name="demo-daemon", daemon=True)
+    thread = threading.Thread(target=_run_daemon, args=(daemon,), name="demo-daemon", daemon=True)
     try:
         thread.start()
         _settle(daemon, expected=len(server.records))
@@ -78,12 +82,23 @@ def _settings(address: str, manifests: str, store: str, options: DemoOptions) ->
     return values
 
 
+def _run_daemon(daemon: Daemon) -> None:
+    """The daemon's run on the demo's thread; a failure to start (port in use) is handed to _settle."""
+    try:
+        daemon.run()
+    except BaseException as exc:
+        daemon.fatal.append(exc)
+
+
 def _settle(daemon: Daemon, *, expected: int) -> None:
     """Wait until the daemon has analysed every served event and flushed the findings."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     while time.monotonic() < deadline:
         if daemon.fatal:
-            raise AuditorError(f"demo: the daemon failed: {daemon.fatal[0]}")
+            failure = daemon.fatal[0]
+            if isinstance(failure, AuditorError):
+                raise failure
+            raise AuditorError(f"demo: the daemon failed: {failure}")
         stats = daemon.correlator.stats
         if sum(stats.flows.values()) >= expected and not len(daemon.queue):
             daemon.analyzer.flush()

@@ -170,6 +170,8 @@ def parse_query(line: str) -> Query:
         raw = json.loads(line)
     except json.JSONDecodeError as exc:
         raise QueryError(f"not JSON: {exc.msg} at column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise QueryError("not a query: nested too deep") from exc
     if not isinstance(raw, dict):
         raise QueryError("a query must be a JSON object")
     missing = [k for k in ("from", "to", "port") if k not in raw]

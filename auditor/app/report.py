@@ -8,6 +8,7 @@ daemon recorded; the posture comes from `--manifests` or a one-shot listing of t
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -34,6 +35,8 @@ from auditor.report.usage import RuleUsageRecorder
 from auditor.store import open_store
 from auditor.store.base import Store
 from auditor.store.records import CounterRow
+from auditor.store.sqlite import MEMORY
+from auditor.store.url import sqlite_path
 
 EXIT_FAIL_ON = 3
 """Exit code when --fail-on finds findings of that severity or worse."""
@@ -205,6 +208,7 @@ def _history_changes(history: ClusterHistory, window: tuple[int, int]) -> list[P
 def store_inputs(options: ReportOptions) -> ReportInputs:
     """What the daemon recorded, plus the current posture."""
     state, note = posture(options)
+    _require_existing_store(options.store or "")
     with open_store(options.store or "") as store:
         since, until = _store_window(store, options)
         ns = options.namespaces
@@ -230,6 +234,15 @@ def store_inputs(options: ReportOptions) -> ReportInputs:
         changes=[PolicyChange(r.time_ns, r.change_type, r.namespace, r.name, r.revision) for r in records],
         namespaces=options.namespaces, generated_at_ns=options.generated_at_ns,
     )
+
+
+def _require_existing_store(url: str) -> None:
+    """A report reads a store the daemon wrote: a mistyped path must not create an empty one."""
+    if url.partition(":")[0].lower() != "sqlite":
+        return
+    path = sqlite_path(url)
+    if path != MEMORY and not os.path.exists(path):
+        raise InputError("no such store file (auditor run creates it; check --store)", path=path)
 
 
 def _store_window(store: Store, options: ReportOptions) -> tuple[int, int]:

@@ -8,6 +8,7 @@ underscores both accepted).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -55,6 +56,8 @@ class Option:
     kind: str = "str"
     """str, int, bool, duration, list or choice."""
     choices: tuple[str, ...] = ()
+    minimum: int = 0
+    """Smallest value an int option takes (durations are never negative)."""
 
     @property
     def dest(self) -> str:
@@ -94,7 +97,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("enforce-node-traffic", "Judge node-to-pod traffic by policy (Cilium host firewall / "
            "enforcement mode always).", False, "bool"),
     Option("max-series-per-metric", "Cardinality cap per metric; the rest goes to an overflow series.",
-           2000, "int"),
+           2000, "int", minimum=2),
     Option("flush-interval", "How often findings and counters are written to the store.", "5s", "duration"),
 )
 
@@ -151,8 +154,13 @@ def load_config_file(path: str, options: Sequence[Option] = RUN_OPTIONS) -> dict
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: not valid YAML: nested too deep") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config file must be a mapping of setting names to values")
     known = {option.dest for option in options}
@@ -165,12 +173,29 @@ def load_config_file(path: str, options: Sequence[Option] = RUN_OPTIONS) -> dict
     return result
 
 
+def _integer(value: Any) -> int:
+    """An int from a flag/env string or a YAML number; 5.7, true or .inf are errors, not 5, 1 or a crash."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("not a whole number")
+    return int(value)
+
+
+def _seconds(value: Any) -> float:
+    """A duration from a string (`30s`) or a YAML number of seconds, finite and not negative."""
+    if isinstance(value, bool):
+        raise ValueError("not a duration")
+    seconds = float(value) if isinstance(value, int | float) else parse_duration(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError("a duration must be a finite number of seconds, 0 or more")
+    return seconds
+
+
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "str": str,
     "choice": str,
-    "int": int,
+    "int": _integer,
     "bool": lambda v: v if isinstance(v, bool) else parse_bool(v),
-    "duration": lambda v: float(v) if isinstance(v, int | float) else parse_duration(v),
+    "duration": _seconds,
     "list": lambda v: [str(x) for x in v] if isinstance(v, list | tuple) else parse_list(v),
 }
 
@@ -182,4 +207,6 @@ def _convert(option: Option, value: Any, origin: str) -> Any:
         raise ConfigError(f"{origin}: invalid value {value!r} for {option.name}: {exc}") from exc
     if option.choices and converted not in option.choices:
         raise ConfigError(f"{origin}: {option.name} must be one of {', '.join(option.choices)}")
+    if option.kind == "int" and converted < option.minimum:
+        raise ConfigError(f"{origin}: {option.name} must be at least {option.minimum}, got {converted}")
     return converted

@@ -45,5 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuditorError as exc:
         print(f"auditor {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file or socket problem no command anticipated: still one line, no traceback
+        print(f"auditor {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

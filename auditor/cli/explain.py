@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(json.dumps(line.to_json(), sort_keys=True) + "\n")
     if failed:
-        print(f"auditor explain: {failed} queries could not be answered", file=sys.stderr)
+        print(f"auditor explain: error: {args.queries}: {failed} queries could not be answered (see the lines "
+              "marked error above)", file=sys.stderr)
         return 1
     return 0

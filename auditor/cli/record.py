@@ -58,7 +58,10 @@ def _paths(args: argparse.Namespace) -> tuple[str, str, str | None]:
         if args.snapshot or args.events:
             raise ConfigError("use either --out DIR or --snapshot/--events, not both")
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--out {args.out}: cannot create the directory: {exc.strerror or exc}") from exc
         flows = None if args.no_flows else str(out / "flows.jsonl")
         return str(out / "cluster.yaml"), str(out / "cluster-events.jsonl"), flows
     if not (args.snapshot and args.events):

@@ -70,7 +70,10 @@ def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
             raise ConfigError(f"--since: {exc}") from exc
         now = time.time_ns()
         return now - int(seconds * 1e9), now
-    return _time(args.from_time, "--from"), _time(args.to_time, "--to")
+    from_ns, to_ns = _time(args.from_time, "--from"), _time(args.to_time, "--to")
+    if from_ns is not None and to_ns is not None and from_ns >= to_ns:
+        raise ConfigError(f"--from {args.from_time} is not before --to {args.to_time}: the window is empty")
+    return from_ns, to_ns
 
 
 def run(args: argparse.Namespace) -> int:

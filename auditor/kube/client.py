@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -88,10 +89,21 @@ def load_configuration(
             k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=kubeconfig, context=context, client_configuration=configuration
             )
-    except (k8s_config.ConfigException, OSError, ValueError) as exc:
+    # A kubeconfig that is not YAML, or YAML of the wrong shape, fails deep in the kubernetes client
+    # (YAMLError, TypeError, AttributeError, KeyError): the user still gets one line naming the file.
+    except (k8s_config.ConfigException, OSError, ValueError, yaml.YAMLError, TypeError, AttributeError,
+            KeyError, RecursionError) as exc:
         source = "in-cluster service account" if in_cluster else f"kubeconfig {kubeconfig or '(default)'}"
-        raise ConfigError(f"cannot load Kubernetes configuration from {source}: {exc}") from exc
+        raise ConfigError(f"cannot load Kubernetes configuration from {source}: {_reason(exc)}") from exc
     return configuration
+
+
+def _reason(exc: Exception) -> str:
+    """One line: a YAML error as `line N: problem`, anything else with its whitespace collapsed."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.YAMLError) and mark is not None:
+        return f"line {mark.line + 1}: not valid YAML: {getattr(exc, 'problem', None) or 'syntax error'}"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def api_client_factory(

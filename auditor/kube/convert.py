@@ -62,9 +62,15 @@ _CONVERTERS: Mapping[tuple[str, str], tuple[_Converter, bool]] = {
 SUPPORTED_KINDS: frozenset[str] = frozenset(kind for _, kind in _CONVERTERS)
 
 
+def _type_key(obj: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(apiVersion, kind) when both are strings (a list or a mapping there is no kind we know)."""
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    return (api_version, kind) if isinstance(api_version, str) and isinstance(kind, str) else None
+
+
 def is_supported(obj: Mapping[str, Any]) -> bool:
     """True when `object_from_dict` converts this apiVersion and kind (anything else is skipped)."""
-    return (obj.get("apiVersion"), obj.get("kind")) in _CONVERTERS
+    return _type_key(obj) in _CONVERTERS
 
 
 def kind_of(obj: Mapping[str, Any]) -> str:
@@ -83,7 +89,8 @@ def object_from_dict(obj: Mapping[str, Any], *, where: str = "") -> KubeObject:
     """
     if not isinstance(obj, Mapping):
         raise manifest_error(where, f"expected a Kubernetes object, got {describe(obj)}")
-    entry = _CONVERTERS.get((obj.get("apiVersion"), obj.get("kind")))  # type: ignore[arg-type]
+    type_key = _type_key(obj)
+    entry = _CONVERTERS.get(type_key) if type_key is not None else None
     if entry is None:
         raise manifest_error(where, f"unsupported object kind {kind_of(obj)!r}")
     converter, namespaced = entry

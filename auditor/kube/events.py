@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from auditor.errors import ManifestError
 from auditor.kube.convert import is_supported, kind_of, object_from_dict
-from auditor.kube.fields import describe
+from auditor.kube.fields import TOO_DEEP, describe
 from auditor.model.k8s import Change, ChangeType
 
 MAX_KEPT_ERRORS = 100
@@ -87,6 +87,8 @@ def _parse(line: str, where: str) -> Change | str | None:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _error(where, f"invalid JSON: {exc.msg} (column {exc.colno})") from exc
+    except RecursionError as exc:
+        raise _error(where, f"invalid JSON: {TOO_DEEP}") from exc
     if not isinstance(record, Mapping):
         raise _error(where, f"expected a JSON object, got {describe(record)}")
     time_ns = _time_ns(record.get("time"), where)

@@ -30,6 +30,28 @@ def describe(value: Any) -> str:
     return f"{type(value).__name__} {shown}" if value is not None else "null"
 
 
+MAX_NESTING = 500
+"""Deepest bracket nesting accepted in YAML and JSON inputs (Kubernetes objects nest ~20 deep)."""
+TOO_DEEP = f"nested more than {MAX_NESTING} levels deep (not a Kubernetes object)"
+_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def nesting_line(text: str) -> int:
+    """The 1-based line where flow brackets (`[`, `{`) first nest deeper than MAX_NESTING, or 0.
+
+    A cheap upper bound (brackets inside strings count too) that runs before YAML parsing:
+    libyaml overflows its C stack, killing the process, on a few ten thousand nested brackets.
+    """
+    if text.count("[") + text.count("{") <= MAX_NESTING:
+        return 0
+    depth = 0
+    for match in re.finditer(r"[\[\]{}]", text):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_NESTING:
+            return text.count("\n", 0, match.start()) + 1
+    return 0
+
+
 def manifest_error(where: str, message: str) -> ManifestError:
     """A ManifestError for `where` ("file:line", "file:doc 3", or empty)."""
     match = _WHERE_WITH_LINE.match(where)

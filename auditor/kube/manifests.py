@@ -23,7 +23,7 @@ import yaml
 
 from auditor.errors import ManifestError
 from auditor.kube.convert import is_supported, kind_of, object_from_dict
-from auditor.kube.fields import describe, manifest_error
+from auditor.kube.fields import TOO_DEEP, describe, manifest_error, nesting_line
 from auditor.kube.templates import is_workload, template_pods
 from auditor.model.k8s import KubeObject
 
@@ -107,6 +107,9 @@ def _raw_objects(path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
 
 
 def _yaml_documents(path: str, text: str) -> Iterator[tuple[int, Any, yaml.Node]]:
+    too_deep = nesting_line(text)
+    if too_deep:
+        raise ManifestError(f"invalid YAML: {TOO_DEEP}", path=path, line=too_deep)
     loader = _Loader(text)
     try:
         while loader.check_node():
@@ -152,6 +155,8 @@ def _json_objects(path: str, text: str) -> Iterator[tuple[str, Mapping[str, Any]
         except json.JSONDecodeError as exc:
             message = f"invalid JSON: {exc.msg} (column {exc.colno})"
             raise ManifestError(message, path=path, line=exc.lineno) from exc
+        except RecursionError as exc:
+            raise ManifestError(f"invalid JSON: {TOO_DEEP}", path=path, line=line) from exc
         where = f"{path}:{line}"
         items = document.get("items") if isinstance(document, Mapping) else None
         count = len(items) if isinstance(items, list) else 0

@@ -282,7 +282,7 @@ class Reflector:
         try:
             event = json.loads(line)
             event_type, raw = event["type"], event["object"]
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):
             self._invalid(f"undecodable watch event: {line[:80]}")
             return
         with self.stats.lock:
