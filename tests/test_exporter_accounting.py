@@ -7,8 +7,9 @@ from pathlib import Path
 
 from auditor.app.analysis import Analyzer
 from auditor.exporter.snapshot import MetricsSnapshot
-from auditor.exporter.sources import with_source
+from auditor.exporter.sources import with_inventory, with_source
 from auditor.hubble.source import SourceStats
+from auditor.kube.stats import InventoryStatus, ResourceStatus
 from auditor.model.findings import FindingKind
 from auditor.store import open_store
 from tests.daemon_support import DEMO_MANIFESTS, build
@@ -28,6 +29,14 @@ class TestSnapshotAccounting:
         """SourceStats.duplicates_dropped becomes auditor_hubble_duplicates_dropped_total."""
         stats = SourceStats(duplicates_dropped=4)
         assert with_source(MetricsSnapshot(), stats).hubble_duplicates_dropped == 4
+
+    def test_inventory_changes_the_sink_rejected_are_exported(self) -> None:
+        """Cluster changes the daemon failed to apply (sink errors) show as auditor_errors_total{inventory}."""
+        resource = ResourceStatus(resource="pods", up=True, synced=True, resource_version="1",
+                                  last_sync_time_ns=1, objects=3, relists=0, errors=0, events={},
+                                  invalid_objects={}, sink_errors=2)
+        snapshot = with_inventory(MetricsSnapshot(errors={"store": 1}), InventoryStatus({"pods": resource}))
+        assert snapshot.errors == {"store": 1, "inventory": 2}
 
     def test_correlator_skips_are_exported_by_reason(self, tmp_path: Path) -> None:
         """Deduplicated, unresolved, other drops and skipped classes reach flows_skipped with their counts."""

@@ -32,7 +32,7 @@ SKIP_REASONS = ("reply", "not-decision", "health", "dns-response", "unresolved",
 """auditor_flows_skipped_total reasons exported from the start (an unknown one reads "other")."""
 BAD_FLOW_REASONS = ("analysis", "decode", "ignored", "time")
 """auditor_bad_flows_total reasons exported from the start."""
-ERROR_STAGES = ("store", "static", "flush", "retention")
+ERROR_STAGES = ("store", "static", "flush", "retention", "inventory")
 """auditor_errors_total stages exported from the start."""
 
 OVERFLOW = "__overflow__"

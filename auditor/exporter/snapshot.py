@@ -186,7 +186,7 @@ class MetricsSnapshot:
     findings_overflow: int = 0
     """auditor_findings_overflow_total: flows whose findings were not kept (finding key limit)."""
     errors: Mapping[str, int] = field(default_factory=_empty)
-    """auditor_errors_total, key stage (store, static, flush, retention): failures survived."""
+    """auditor_errors_total, key stage (store, static, flush, retention, inventory): failures survived."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,8 @@ def _bad_flows(current: Mapping[str, int], **reasons: int) -> Mapping[str, int]:
 
 
 def with_inventory(snapshot: MetricsSnapshot, status: InventoryStatus) -> MetricsSnapshot:
-    """Inventory health: up per resource, the oldest last sync, invalid objects by kind.
+    """Inventory health: up per resource, the oldest last sync, invalid objects by kind, and the
+    changes the daemon failed to apply (sink errors) as errors{stage="inventory"}.
 
     The inventory is only as current as its least current resource, so the last sync time is
     the minimum over resources (0 while any resource has never synced).
@@ -59,11 +60,13 @@ def with_inventory(snapshot: MetricsSnapshot, status: InventoryStatus) -> Metric
     for resource in resources:
         invalid.update(resource.invalid_objects)
     last_sync_ns = min((resource.last_sync_time_ns for resource in resources), default=0)
+    sink_errors = sum(resource.sink_errors for resource in resources)
     return dataclasses.replace(
         snapshot,
         inventory_up={resource.resource: resource.up and resource.synced for resource in resources},
         inventory_last_sync_timestamp_seconds=last_sync_ns / _NS_PER_S,
         invalid_objects={**snapshot.invalid_objects, **invalid},
+        errors={**snapshot.errors, "inventory": sink_errors} if sink_errors else snapshot.errors,
     )
 
 
