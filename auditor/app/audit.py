@@ -61,6 +61,8 @@ class AuditSummary:
     cluster_events: int = 0
     errors: tuple[str, ...] = ()
     """The first bad-line messages (path:line: what is wrong)."""
+    ignored_events: int = 0
+    """Decoded events that carry nothing auditor reads (agent and debug events)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
         objects=objects,
         cluster_events=changes,
         errors=tuple(source.stats.errors),
+        ignored_events=source.stats.ignored_events,
     )
     return AuditResult(findings=tuple(aggregator.all()), summary=summary)
 
@@ -162,6 +165,7 @@ def result_json(result: AuditResult) -> str:
         "flows": s.flows,
         "by_verdict": s.by_verdict,
         "skipped_lines": s.skipped_lines,
+        "ignored_events": s.ignored_events,
         "lost_events": s.lost_events,
         "window": {"from": _time(s.window_from_ns), "to": _time(s.window_to_ns)},
         "judged": s.judged,
@@ -209,9 +213,12 @@ def result_table(result: AuditResult, width: int = TABLE_WIDTH) -> str:
 def _summary_lines(s: AuditSummary) -> list[str]:
     verdicts = ", ".join(f"{k} {v}" for k, v in s.by_verdict.items()) or "none"
     window = f"{_time(s.window_from_ns)} .. {_time(s.window_to_ns)}" if s.window_from_ns else "no flows"
-    return [
+    lines = [
         f"flows: {s.flows} ({verdicts})",
         f"window: {window}",
         f"judged: {s.judged}, unresolved: {s.unresolved}, deduplicated drops: {s.deduplicated}",
-        f"skipped lines: {s.skipped_lines}, lost events: {s.lost_events}",
+        f"skipped lines: {s.skipped_lines}, ignored events: {s.ignored_events}, lost events: {s.lost_events}",
     ]
+    if s.overflow:
+        lines.append(f"findings not kept (finding key limit reached): {s.overflow} flows")
+    return lines
