@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import yaml
 
-from auditor.errors import ConfigError, InventoryError
+from auditor.errors import ConfigError, InputError, InventoryError
 from auditor.hubble.config import HubbleConfig
 from auditor.hubble.recorder import FlowRecorder, FlowRecording
 from auditor.kube.client import DEFAULT_RESOURCES, ApiClientFactory, api_client_factory
@@ -155,8 +155,28 @@ def record(
         flows = recorder.stop() if recorder is not None else None
     finally:
         watcher.stop()
-        events.close()
-    return RecordOutcome(objects=len(objects), changes=recording.changes, status=watcher.status(), flows=flows)
+        close_error = _close(events)
+    status = watcher.status()
+    _require_written(options.events, status, close_error)
+    return RecordOutcome(objects=len(objects), changes=recording.changes, status=status, flows=flows)
+
+
+def _close(handle: IO[str]) -> str:
+    """Close the events file; what went wrong ("" when nothing did), without masking another error."""
+    try:
+        handle.close()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
+
+
+def _require_written(path: str, status: InventoryStatus, close_error: str) -> None:
+    """Changes the sink could not write (disk full) fail the recording, naming the file."""
+    failed = sum(resource.sink_errors for resource in status.resources.values())
+    if failed or close_error:
+        reason = close_error or "see inventory_sink_failed in the log"
+        noun = "change" if failed == 1 else "changes"
+        raise InputError(f"{failed} {noun} could not be written: {reason}", path=path)
 
 
 def _start_flows(options: RecordOptions) -> FlowRecorder | None:

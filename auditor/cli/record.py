@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -93,5 +94,12 @@ def run(args: argparse.Namespace) -> int:
     recorded = f"recorded {outcome.objects} objects and {outcome.changes} changes"
     if outcome.flows is not None:
         recorded += f", {outcome.flows.flows} flows ({outcome.flows.lost_events} lost upstream)"
+    invalid: Counter[str] = Counter()
+    for resource in outcome.status.resources.values():
+        invalid.update(resource.invalid_objects)
+    if invalid:
+        total = sum(invalid.values())
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(invalid.items()))
+        recorded += f"; {total} invalid object{'' if total == 1 else 's'} skipped ({kinds})"
     print(recorded, file=sys.stderr)
     return 0
