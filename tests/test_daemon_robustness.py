@@ -16,6 +16,7 @@ from auditor.app.inventory import manifest_inventory
 from auditor.errors import StoreError
 from auditor.findings.correlate import Correlator
 from auditor.hubble.files import FileFlowSource
+from auditor.model.events import LostEvents, LostEventSource
 from auditor.model.flows import Flow
 from auditor.policy.engine import PolicyEngine
 from auditor.store import open_store
@@ -166,3 +167,20 @@ class TestStoreErrorsDuringFlush:
         assert seconds < 10, log[-2000:]
         assert code == 1
         assert "store_flush_failed_at_exit" in log
+
+
+class TestLostEventsOutOfRange:
+    def test_lost_events_beyond_64_bits_do_not_block_every_later_flush(self, tmp_path: Path) -> None:
+        """A LostEvents with wire values beyond 64 bits is stored clamped; it no longer fails each flush."""
+        store = SqliteStore(str(tmp_path / "a.db"))
+        analyzer = analyzer_on(store)
+        flows = demo_flows()
+        analyzer.handle(LostEvents(LostEventSource.HUBBLE_RING_BUFFER, count=2**64 - 1,
+                                   time_ns=flows[0].time_ns, first_ns=10**20, last_ns=10**20 + 5))
+        for flow in flows:
+            analyzer.handle(flow)
+        analyzer.flush()
+        gaps = store.coverage(0, 2**63 - 1).gaps
+        assert [(gap.reason, gap.lost_count) for gap in gaps] == [("lost-events:hubble_ring_buffer", 2**63 - 1)]
+        assert store.findings()
+        store.close()

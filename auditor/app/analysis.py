@@ -13,6 +13,7 @@ written yet, so the next flush writes it: nothing is written twice or lost.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections import Counter
@@ -117,6 +118,20 @@ def skipped_flows(stats: CorrelatorStats) -> dict[str, int]:
     return dict(skipped)
 
 
+def _storable(event: LostEvents) -> LostEvents:
+    """Wire values the store cannot hold (uint64 counts, timestamps past 2262) made storable, so one odd
+    LostEvents cannot make every later flush fail: the count is capped, and an unusable first/last
+    time is dropped (the gap is then placed at the event's own time)."""
+    def clamp(value: int) -> int:
+        return min(max(value, 0), MAX_TIME_NS)
+
+    def usable(value: int) -> int:
+        return value if 0 < value <= MAX_TIME_NS else 0
+
+    return dataclasses.replace(event, count=clamp(event.count), time_ns=clamp(event.time_ns),
+                               first_ns=usable(event.first_ns), last_ns=usable(event.last_ns))
+
+
 class Analyzer:
     """Correlates events and persists what they mean; see the module docstring."""
 
@@ -187,7 +202,7 @@ class Analyzer:
                 self._window = (min(low, event.time_ns), max(high, event.time_ns))
         elif isinstance(event, LostEvents):
             with self.lock:
-                self._lost.append(event)
+                self._lost.append(_storable(event))
 
     def _count_bad(self, reason: str, error: str, flow: Flow) -> None:
         with self.lock:
