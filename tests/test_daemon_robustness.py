@@ -16,6 +16,7 @@ from auditor.app.inventory import manifest_inventory
 from auditor.errors import StoreError
 from auditor.findings.correlate import Correlator
 from auditor.hubble.files import FileFlowSource
+from auditor.hubble.replay_server import ReplayServer
 from auditor.model.events import LostEvents, LostEventSource
 from auditor.model.flows import Flow
 from auditor.policy.engine import PolicyEngine
@@ -153,7 +154,26 @@ class TestStoreErrorsDuringFlush:
     def test_sigterm_during_blocked_store_write_exits_within_ten_seconds(
         self, tmp_path: Path, locked_db: tuple[Path, sqlite3.Connection]
     ) -> None:
-        """SIGTERM while writes wait on another writer's lock: exit within 10 s, non-zero (data unsaved)."""
+        """SIGTERM while the final flush waits on another writer's lock: exit within 10 s, 1, and say so."""
+        path, other = locked_db
+        with ReplayServer([DEMO_FLOWS]) as replay:
+            flags = ("--manifests", str(DEMO_MANIFESTS), "--hubble-server", replay.address,
+                     "--store", f"sqlite:{path}", "--flush-interval", "1h")
+            with daemon_process(tmp_path, *flags) as daemon:
+                wait_until(lambda: total(metrics(daemon.base), "auditor_flows_processed_total")
+                           == DEMO_FLOW_COUNT, 30, "every flow analysed")
+                other.execute("BEGIN IMMEDIATE")
+                code, seconds = daemon.terminate()
+                log = daemon.log_path.read_text()
+        assert seconds < 10, log[-2000:]
+        assert code == 1
+        assert "store_flush_failed_at_exit" in log
+
+
+    def test_sigterm_while_a_periodic_flush_waits_for_the_lock_exits_within_ten_seconds(
+        self, tmp_path: Path, locked_db: tuple[Path, sqlite3.Connection]
+    ) -> None:
+        """SIGTERM while a periodic flush is blocked on another writer's lock still exits within 10 s."""
         path, other = locked_db
         flags = ("--manifests", str(DEMO_MANIFESTS), "--flows", str(DEMO_FLOWS), "--store", f"sqlite:{path}",
                  "--flush-interval", "1s")
@@ -161,12 +181,10 @@ class TestStoreErrorsDuringFlush:
             wait_until(lambda: total(metrics(daemon.base), "auditor_flows_processed_total") == DEMO_FLOW_COUNT,
                        30, "every flow analysed")
             other.execute("BEGIN IMMEDIATE")
-            time.sleep(1.5)  # a flush is now waiting for the lock
-            code, seconds = daemon.terminate()
+            time.sleep(1.2)  # a periodic flush is now waiting for the lock
+            _, seconds = daemon.terminate()
             log = daemon.log_path.read_text()
         assert seconds < 10, log[-2000:]
-        assert code == 1
-        assert "store_flush_failed_at_exit" in log
 
 
 class TestLostEventsOutOfRange:

@@ -172,10 +172,14 @@ class Analyzer:
         self._static_revision: int | None = None
         self._policy_changes: list[Change] = []
 
-    @property
-    def unwritten(self) -> int:
-        """Findings a failed flush left for the next one."""
-        return len(self._unwritten)
+    def unwritten(self) -> dict[str, int]:
+        """What failed flushes left for the next one (for the log)."""
+        stats = self.correlator.stats
+        with self.lock:
+            return {"findings": len(self._unwritten), "lost_events": len(self._lost),
+                    "policy_changes": len(self._policy_changes),
+                    "flows_uncounted": sum(dict(stats.flows).values()) - sum(self._flushed_flows.values()),
+                    "window": int(self._window is not None)}
 
     @property
     def findings_overflow(self) -> int:
@@ -218,8 +222,7 @@ class Analyzer:
             self.errors[stage] += 1
             count = self.errors[stage]
         if count in _LOG_AT:
-            _log.error(f"{stage}_failed", count=count, error=str(exc) or repr(exc),
-                       unwritten_findings=len(self._unwritten))
+            _log.error(f"{stage}_failed", count=count, error=str(exc) or repr(exc), unwritten=self.unwritten())
 
     def note_change(self, change: Change) -> None:
         """A cluster change; policy changes are kept for the store's policy history."""
@@ -239,7 +242,8 @@ class Analyzer:
                 new += self._write_findings()
                 new += self._refresh_static()
                 rows, flushed = self._counter_rows()
-                self.store.add_counts(rows)
+                if rows:
+                    self.store.add_counts(rows)
                 self._flushed_flows, self._flushed_verdicts = flushed
                 self._write_window()
                 self._write_each("_lost", self.store.record_lost_events)
