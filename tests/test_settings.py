@@ -85,3 +85,14 @@ class TestErrors:
     def test_durations(self, text: str, seconds: float) -> None:
         """Durations accept ms, s, m, h, d and bare seconds."""
         assert settings.parse_duration(text) == seconds
+
+
+class TestNonzeroDurations:
+    def test_zero_flush_interval_refused(self) -> None:
+        """A zero flush interval is refused with the option's name (it would spin the store)."""
+        with pytest.raises(ConfigError, match="--flush-interval: flush-interval must be longer than 0"):
+            settings.resolve(_parse(["--flush-interval", "0s"]), env={})
+
+    def test_zero_stall_timeout_allowed(self) -> None:
+        """A zero stall timeout is allowed: it turns stall detection off."""
+        assert settings.resolve(_parse(["--stall-timeout", "0"]), env={})["stall_timeout"] == 0.0

@@ -57,6 +57,8 @@ class Option:
     """str, int, bool, duration, list or choice."""
     choices: tuple[str, ...] = ()
     minimum: int = 0
+    nonzero: bool = False
+    """For durations: 0 is refused (a zero flush interval or window means nothing sensible)."""
     """Smallest value an int option takes (durations are never negative)."""
 
     @property
@@ -90,15 +92,17 @@ RUN_OPTIONS: tuple[Option, ...] = (
            ("debug", "info", "warning", "error")),
     Option("queue-size", "Flows buffered between the Hubble reader and analysis.", 10000, "int"),
     Option("history-window", "How long policy history is kept in memory for flow-time decisions.",
-           "24h", "duration"),
-    Option("retention", "How long the store keeps counters, gaps and resolved findings.", "30d", "duration"),
+           "24h", "duration", nonzero=True),
+    Option("retention", "How long the store keeps counters, gaps and resolved findings.", "30d", "duration",
+           nonzero=True),
     Option("stall-timeout", "Report the Hubble stream as stalled after this long without data.",
            "60s", "duration"),
     Option("enforce-node-traffic", "Judge node-to-pod traffic by policy (Cilium host firewall / "
            "enforcement mode always).", False, "bool"),
     Option("max-series-per-metric", "Cardinality cap per metric; the rest goes to an overflow series.",
            2000, "int", minimum=2),
-    Option("flush-interval", "How often findings and counters are written to the store.", "5s", "duration"),
+    Option("flush-interval", "How often findings and counters are written to the store.", "5s", "duration",
+           nonzero=True),
 )
 
 
@@ -209,4 +213,6 @@ def _convert(option: Option, value: Any, origin: str) -> Any:
         raise ConfigError(f"{origin}: {option.name} must be one of {', '.join(option.choices)}")
     if option.kind == "int" and converted < option.minimum:
         raise ConfigError(f"{origin}: {option.name} must be at least {option.minimum}, got {converted}")
+    if option.nonzero and not converted:
+        raise ConfigError(f"{origin}: {option.name} must be longer than 0")
     return converted
