@@ -194,16 +194,20 @@ class Analyzer:
                 return
             try:
                 findings = self.correlator.process(event)
-                with self.lock:
-                    for finding in findings:
-                        self.aggregator.add(finding)
+                if findings:
+                    with self.lock:
+                        for finding in findings:
+                            self.aggregator.add(finding)
             except Exception as exc:  # a flow shape the core does not expect must not stop the daemon
                 self._count_bad("analysis", repr(exc), event)
                 return
-            self.lag.observe((self._clock_ns() - event.time_ns) / 1e9)
-            with self.lock:
-                low, high = self._window or (event.time_ns, event.time_ns)
-                self._window = (min(low, event.time_ns), max(high, event.time_ns))
+            time_ns = event.time_ns
+            self.lag.observe((self._clock_ns() - time_ns) / 1e9)
+            window = self._window
+            if window is None or not window[0] <= time_ns <= window[1]:
+                with self.lock:
+                    low, high = self._window or (time_ns, time_ns)
+                    self._window = (min(low, time_ns), max(high, time_ns))
         elif isinstance(event, LostEvents):
             with self.lock:
                 self._lost.append(_storable(event))

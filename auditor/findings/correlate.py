@@ -129,8 +129,10 @@ class Correlator:
         self.stats.judged += 1
         if not _cacheable(flow):
             return self._apply(self._judge(kind, flow, state, src, dst))
-        key = (kind, flow.verdict, flow.direction, state.revision, self._history.latest().revision, src.peer,
-               dst.peer, flow.source.ip, flow.destination.ip, flow.destination.port, flow.protocol)
+        # Enum members by id(): Python 3.11's Enum.__hash__ is a Python-level call, four per flow here.
+        latest = self._history.latest().revision
+        key = (id(kind), id(flow.verdict), id(flow.direction), state.revision, latest, src.peer, dst.peer,
+               flow.source.ip, flow.destination.ip, flow.destination.port, id(flow.protocol))
         outcome = self._outcomes.get(key)
         if outcome is None:
             if len(self._outcomes) >= OUTCOME_CACHE_MAX:
@@ -143,14 +145,16 @@ class Correlator:
     def _admit(self, flow: Flow) -> FlowClass | None:
         """Count the flow; its class when it is to be judged, None when it is skipped or a duplicate."""
         stats = self.stats
-        stats.flows[(flow.verdict.value, flow.direction.value)] += 1
-        if not stats.first_ns or flow.time_ns < stats.first_ns:
-            stats.first_ns = flow.time_ns
-        stats.last_ns = max(stats.last_ns, flow.time_ns)
+        stats.flows[(flow.verdict._value_, flow.direction._value_)] += 1  # ._value_: no descriptor call
+        time_ns = flow.time_ns
+        if not stats.first_ns or time_ns < stats.first_ns:
+            stats.first_ns = time_ns
+        if time_ns > stats.last_ns:
+            stats.last_ns = time_ns
         if flow.l7 is not None and flow.l7.dns is not None:
             self._dns.observe(flow)
         kind = classify(flow)
-        if kind in (FlowClass.REPLY, FlowClass.NOT_DECISION):
+        if kind is FlowClass.REPLY or kind is FlowClass.NOT_DECISION:
             stats.skipped[kind.value] += 1
             return None
         if kind is FlowClass.OTHER_DROP:

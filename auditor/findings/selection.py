@@ -63,14 +63,19 @@ def classify(flow: Flow) -> FlowClass:
     if flow.event_type == EventType.POLICY_VERDICT:
         if flow.verdict is Verdict.AUDIT:
             return FlowClass.AUDITED
-        if flow.verdict in _ALLOWED_VERDICTS:
+        if _allowed(flow.verdict):
             return FlowClass.ALLOWED
         return FlowClass.NOT_DECISION
     if flow.event_type == EventType.TRACE and _is_delivery(flow):
         if flow.is_reply or flow.trace_reason in _NOT_NEW_TRACE_REASONS or _established_tcp(flow):
             return FlowClass.REPLY
-        return FlowClass.ALLOWED if flow.verdict in _ALLOWED_VERDICTS else FlowClass.NOT_DECISION
+        return FlowClass.ALLOWED if _allowed(flow.verdict) else FlowClass.NOT_DECISION
     return FlowClass.NOT_DECISION
+
+
+def _allowed(verdict: Verdict) -> bool:
+    """`verdict in _ALLOWED_VERDICTS` by identity (a set lookup calls Enum.__hash__ in Python)."""
+    return verdict is Verdict.FORWARDED or verdict is Verdict.REDIRECTED
 
 
 def _established_tcp(flow: Flow) -> bool:
@@ -99,7 +104,7 @@ def _classify_l7(flow: Flow) -> FlowClass:
         return FlowClass.POLICY_DENIED
     if flow.is_reply:
         return FlowClass.REPLY
-    if flow.verdict in _ALLOWED_VERDICTS:
+    if _allowed(flow.verdict):
         return FlowClass.ALLOWED
     return FlowClass.NOT_DECISION
 
