@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from auditor.hubble.fastmodel import positional_constructor
+from auditor.hubble.fastmodel import positional_constructor, slot_filler
 from auditor.model.flows import Endpoint, Flow, Verdict
 
 
@@ -50,3 +50,33 @@ class TestPositionalConstructor:
         """Leaving out a field without default is refused when the builder is made."""
         with pytest.raises(TypeError, match="missing fields without default"):
             positional_constructor(Flow, ("time_ns",))
+
+
+@dataclasses.dataclass(frozen=True)
+class Unslotted:
+    first: int = 0
+    second: str = ""
+
+
+class TestSlotFiller:
+    def test_completing_equals_building_whole(self) -> None:
+        """A Flow built from some fields and then filled with the rest equals one built whole."""
+        build = positional_constructor(Flow, ("time_ns", "verdict", "source", "destination"))
+        fill = slot_filler(Flow, ("uuid", "node_name"))
+        flow = build(5, Verdict.DROPPED, Endpoint(), Endpoint())
+        fill(flow, "u-1", "node-a")
+        expected = Flow(time_ns=5, verdict=Verdict.DROPPED, source=Endpoint(), destination=Endpoint(),
+                        uuid="u-1", node_name="node-a")
+        assert flow == expected
+        assert hash(flow) == hash(expected)
+
+    def test_unslotted_class_is_filled_too(self) -> None:
+        """A dataclass without slots is filled through object.__setattr__."""
+        obj = Unslotted()
+        slot_filler(Unslotted, ("second",))(obj, "x")
+        assert obj == Unslotted(0, "x")
+
+    def test_unknown_field_refused(self) -> None:
+        """Naming a non-field raises TypeError at once."""
+        with pytest.raises(TypeError, match="not fields"):
+            slot_filler(Flow, ("nope",))

@@ -89,7 +89,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
     Without flow files only the static findings of the manifests are produced (a lint).
     """
     history, objects, changes = build_history(options.manifests, options.cluster_events)
-    source = FileFlowSource(options.flows)
+    source = FileFlowSource(options.flows, light=True)  # its flows go to the correlator only
     correlator = Correlator(history, PolicyEngine(enforce_node_traffic=options.enforce_node_traffic))
     aggregator = FindingAggregator(max_keys=options.max_findings)
     lost = 0

@@ -249,7 +249,7 @@ def build_daemon(settings: dict[str, Any]) -> Daemon:
                                    context=settings["context"] or None, window_ns=window_ns)
     source: FlowSource
     if settings["flows"]:
-        source, lossless = FileFlowSource(settings["flows"]), True
+        source, lossless = FileFlowSource(settings["flows"], light=True), True  # only the correlator reads
     else:
         source, lossless = _hubble_client(settings), False
     return Daemon(settings=settings, source=source, lossless=lossless, inventory=inventory, store=store)
@@ -277,4 +277,4 @@ def _hubble_client(settings: dict[str, Any]) -> FlowSource:
         allow_filters=allow,
         stall_timeout=float(settings["stall_timeout"]),
     )
-    return HubbleClient(config)
+    return HubbleClient(config, light=True)  # its flows go to the correlator only

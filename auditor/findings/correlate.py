@@ -37,6 +37,12 @@ OUTCOME_CACHE_MAX = 16_384
 """Judged outcomes kept per (class, verdict, direction, state revisions, endpoints, port, protocol)."""
 
 
+_REPLY, _NOT_DECISION, _OTHER_DROP = FlowClass.REPLY, FlowClass.NOT_DECISION, FlowClass.OTHER_DROP
+_POLICY_DENIED, _DNS_RESPONSE = FlowClass.POLICY_DENIED, FlowClass.DNS_RESPONSE
+_ALLOWED, _AUDITED = FlowClass.ALLOWED, FlowClass.AUDITED
+"""Module globals: in Python 3.11 reading an enum member off its class is a Python-level call."""
+
+
 class StateHistory(Protocol):
     """What the correlator needs of `auditor.policy.history.ClusterHistory`."""
 
@@ -118,7 +124,7 @@ class Correlator:
         state = self._history.at(flow.time_ns)
         src = self._resolve(flow, state, source=True)
         dst = self._resolve(flow, state, source=False)
-        if kind is FlowClass.DNS_RESPONSE:
+        if kind is _DNS_RESPONSE:
             return self._dns_response(flow, src, dst)
         if Resolution.HEALTH in (src.resolution, dst.resolution):
             self.stats.skipped["health"] += 1
@@ -154,13 +160,13 @@ class Correlator:
         if flow.l7 is not None and flow.l7.dns is not None:
             self._dns.observe(flow)
         kind = classify(flow)
-        if kind is FlowClass.REPLY or kind is FlowClass.NOT_DECISION:
+        if kind is _REPLY or kind is _NOT_DECISION:
             stats.skipped[kind.value] += 1
             return None
-        if kind is FlowClass.OTHER_DROP:
+        if kind is _OTHER_DROP:
             stats.other_drops[flow.drop_reason or "unknown"] += 1
             return None
-        if kind is FlowClass.POLICY_DENIED and self._dedup.is_duplicate(flow):
+        if kind is _POLICY_DENIED and self._dedup.is_duplicate(flow):
             stats.deduplicated += 1
             return None
         return kind
@@ -185,9 +191,9 @@ class Correlator:
         decision = self._engine.decide(state, source, destination, flow.destination.port, flow.protocol.value)
         side = deciding_side(flow, decision, dst.pod_subject is not None)
         judged = Judged(flow, src, dst, decision, side)
-        if kind is FlowClass.ALLOWED:
+        if kind is _ALLOWED:
             return self._allowed(judged, state)
-        return self._denied(judged, audited=kind is FlowClass.AUDITED)
+        return self._denied(judged, audited=kind is _AUDITED)
 
     def _apply(self, outcome: _Outcome) -> list[Finding]:
         """Count one occurrence of `outcome` in the stats; its findings."""

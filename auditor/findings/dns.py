@@ -18,13 +18,16 @@ DNS_PORT = 53
 RCODE_REFUSED = 5
 DNS_CACHE_MAX_KEYS = 4096
 
+_DNS_PROTOCOLS = (Protocol.UDP, Protocol.TCP)
+"""A tuple (compared by identity first), built once: reading Protocol.UDP off the class costs a call in 3.11."""
+
 SocketKey = tuple[str, int, str]
 """(client ip, client port, server ip)."""
 
 
 def is_dns_port(flow: Flow) -> bool:
     """True for UDP or TCP traffic to port 53."""
-    return flow.destination.port == DNS_PORT and flow.protocol in (Protocol.UDP, Protocol.TCP)
+    return flow.destination.port == DNS_PORT and flow.protocol in _DNS_PROTOCOLS
 
 
 def dns_record(flow: Flow) -> DNSInfo | None:

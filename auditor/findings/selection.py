@@ -50,32 +50,46 @@ class FlowClass(enum.Enum):
     """Any other event (traces to stack/overlay/proxy, debug, capture, ...)."""
 
 
+# Enum members as module globals: in Python 3.11 `Verdict.DROPPED` is a Python-level descriptor
+# call (~0.1 us), and classify runs for every flow.
+_EV_L7, _EV_DROP, _EV_POLICY_VERDICT, _EV_TRACE = (int(EventType.L7), int(EventType.DROP),
+                                                   int(EventType.POLICY_VERDICT), int(EventType.TRACE))
+_FT_L7 = FlowType.L7
+_DROPPED, _AUDIT = Verdict.DROPPED, Verdict.AUDIT
+_FORWARDED, _REDIRECTED = Verdict.FORWARDED, Verdict.REDIRECTED
+_TCP = Protocol.TCP
+_RESPONSE = L7Type.RESPONSE
+_POLICY_DENIED, _AUDITED, _ALLOWED = FlowClass.POLICY_DENIED, FlowClass.AUDITED, FlowClass.ALLOWED
+_OTHER_DROP, _DNS_RESPONSE = FlowClass.OTHER_DROP, FlowClass.DNS_RESPONSE
+_REPLY, _NOT_DECISION = FlowClass.REPLY, FlowClass.NOT_DECISION
+
+
 def classify(flow: Flow) -> FlowClass:
     """The `FlowClass` of one flow, from its event type, verdict and observation point."""
-    if flow.event_type == EventType.L7 or flow.flow_type is FlowType.L7:
+    if flow.event_type == _EV_L7 or flow.flow_type is _FT_L7:
         return _classify_l7(flow)
-    if flow.verdict is Verdict.DROPPED:
-        if flow.event_type == EventType.POLICY_VERDICT or flow.drop_reason in POLICY_DROP_REASONS:
-            return FlowClass.POLICY_DENIED
-        if flow.event_type == EventType.DROP and flow.event_sub_type in POLICY_DROP_SUB_TYPES:
-            return FlowClass.POLICY_DENIED
-        return FlowClass.OTHER_DROP
-    if flow.event_type == EventType.POLICY_VERDICT:
-        if flow.verdict is Verdict.AUDIT:
-            return FlowClass.AUDITED
+    if flow.verdict is _DROPPED:
+        if flow.event_type == _EV_POLICY_VERDICT or flow.drop_reason in POLICY_DROP_REASONS:
+            return _POLICY_DENIED
+        if flow.event_type == _EV_DROP and flow.event_sub_type in POLICY_DROP_SUB_TYPES:
+            return _POLICY_DENIED
+        return _OTHER_DROP
+    if flow.event_type == _EV_POLICY_VERDICT:
+        if flow.verdict is _AUDIT:
+            return _AUDITED
         if _allowed(flow.verdict):
-            return FlowClass.ALLOWED
-        return FlowClass.NOT_DECISION
-    if flow.event_type == EventType.TRACE and _is_delivery(flow):
+            return _ALLOWED
+        return _NOT_DECISION
+    if flow.event_type == _EV_TRACE and _is_delivery(flow):
         if flow.is_reply or flow.trace_reason in _NOT_NEW_TRACE_REASONS or _established_tcp(flow):
-            return FlowClass.REPLY
-        return FlowClass.ALLOWED if _allowed(flow.verdict) else FlowClass.NOT_DECISION
-    return FlowClass.NOT_DECISION
+            return _REPLY
+        return _ALLOWED if _allowed(flow.verdict) else _NOT_DECISION
+    return _NOT_DECISION
 
 
 def _allowed(verdict: Verdict) -> bool:
     """`verdict in _ALLOWED_VERDICTS` by identity (a set lookup calls Enum.__hash__ in Python)."""
-    return verdict is Verdict.FORWARDED or verdict is Verdict.REDIRECTED
+    return verdict is _FORWARDED or verdict is _REDIRECTED
 
 
 def _established_tcp(flow: Flow) -> bool:
@@ -85,7 +99,7 @@ def _established_tcp(flow: Flow) -> bool:
     judging them against the new policy would report gaps that are not there.
     """
     flags = flow.tcp_flags
-    return flow.protocol is Protocol.TCP and bool(flags) and ("SYN" not in flags or "ACK" in flags)
+    return flow.protocol is _TCP and bool(flags) and ("SYN" not in flags or "ACK" in flags)
 
 
 def _is_delivery(flow: Flow) -> bool:
@@ -96,17 +110,17 @@ def _is_delivery(flow: Flow) -> bool:
 
 def _classify_l7(flow: Flow) -> FlowClass:
     l7 = flow.l7
-    if l7 is not None and l7.type is L7Type.RESPONSE:
+    if l7 is not None and l7.type is _RESPONSE:
         # A response answers a request the proxy admitted; whatever its verdict, it is no new
         # decision (Cilium's DNS proxy reports a denied query as a DROPPED *request*).
-        return FlowClass.DNS_RESPONSE if l7.dns is not None else FlowClass.REPLY
-    if flow.verdict is Verdict.DROPPED:
-        return FlowClass.POLICY_DENIED
+        return _DNS_RESPONSE if l7.dns is not None else _REPLY
+    if flow.verdict is _DROPPED:
+        return _POLICY_DENIED
     if flow.is_reply:
-        return FlowClass.REPLY
+        return _REPLY
     if _allowed(flow.verdict):
-        return FlowClass.ALLOWED
-    return FlowClass.NOT_DECISION
+        return _ALLOWED
+    return _NOT_DECISION
 
 
 FiveTuple = tuple[str, str, int, int, str]
@@ -131,7 +145,7 @@ class DropDeduplicator:
 
     def is_duplicate(self, flow: Flow) -> bool:
         """True when `flow` is the second event of a denied packet already counted."""
-        if flow.flow_type is FlowType.L7 or flow.event_type == EventType.L7:
+        if flow.flow_type is _FT_L7 or flow.event_type == _EV_L7:
             return False
         key: FiveTuple = (
             flow.source.ip,
@@ -140,7 +154,7 @@ class DropDeduplicator:
             flow.destination.port,
             flow.protocol.value,
         )
-        is_verdict_event = flow.event_type == EventType.POLICY_VERDICT
+        is_verdict_event = flow.event_type == _EV_POLICY_VERDICT
         seen = self._recent.pop(key, None)
         if (
             seen is not None

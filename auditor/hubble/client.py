@@ -22,7 +22,7 @@ from google.protobuf import timestamp_pb2
 from auditor._proto.observer import observer_pb2
 from auditor.errors import FlowSourceError, TLSConfigError
 from auditor.hubble.config import HubbleConfig
-from auditor.hubble.convert import event_from_response
+from auditor.hubble.convert import event_from_response, light_event_from_response
 from auditor.hubble.filters import parse_filter_json
 from auditor.hubble.source import SourceStats
 from auditor.hubble.tls import channel_credentials, channel_tls_options, tls_failure_hint
@@ -128,8 +128,11 @@ class HubbleClient:
         rand: Callable[[], float] = random.random,
         on_attempt: Callable[[int], None] | None = None,
         on_response: Callable[[Any], None] | None = None,
+        light: bool = False,
     ) -> None:
         self.config = config
+        self._to_event = light_event_from_response if light else event_from_response
+        """light: flows the correlator only counts come back light (see convert.light_event_from_response)."""
         self._on_response = on_response
         """Called with each raw GetFlowsResponse kept after resume de-duplication (`auditor record`)."""
         self.stats = HubbleStats()
@@ -216,14 +219,14 @@ class HubbleClient:
 
     def _consume(self, call: Any) -> Iterator[FlowEvent]:
         """The hot loop: every response of one stream -> model events, with resume de-duplication."""
-        stats, accept = self.stats, self._resume.accept
+        stats, accept, to_event = self.stats, self._resume.accept, self._to_event
         for response in call:
             stats.received += 1
             if not stats.connected:
                 # Not call.initial_metadata(): it blocks holding the call's lock, so close() or the
                 # watchdog could not cancel a server that never answers.
                 self._connected(call)
-            event = event_from_response(response)
+            event = to_event(response)
             if type(event) is Flow:
                 if not accept(event.time_ns, response):
                     stats.duplicates_dropped += 1

@@ -15,13 +15,15 @@ from typing import Any
 from auditor._proto.flow import flow_pb2
 from auditor._proto.observer import observer_pb2
 from auditor._proto.relay import relay_pb2
+from auditor.findings.selection import FlowClass, classify
 from auditor.hubble import jsonpb
-from auditor.hubble.fastmodel import positional_constructor
+from auditor.hubble.fastmodel import positional_constructor, slot_filler
 from auditor.model.events import FlowEvent, LostEvents, LostEventSource, NodeState, NodeStatus
 from auditor.model.flows import (
     Direction,
     DNSInfo,
     Endpoint,
+    EventType,
     Flow,
     FlowType,
     HTTPInfo,
@@ -66,18 +68,29 @@ _JSON_TYPE_NAMES = {list: "a list", str: "a string", int: "a number", float: "a 
 _UNKNOWN_VERDICT = Verdict.UNKNOWN
 _UNKNOWN_FLOW_TYPE = FlowType.UNKNOWN
 _UNKNOWN_DIRECTION = Direction.UNKNOWN
+_POLICY_VERDICT_EVENT, _L7_EVENT = int(EventType.POLICY_VERDICT), int(EventType.L7)
+_DROPPED, _L7_FLOW, _TCP = Verdict.DROPPED, FlowType.L7, Protocol.TCP
 
 
 _new_endpoint = positional_constructor(Endpoint, (
     "ip", "port", "service", "names",
     "identity", "namespace", "pod_name", "labels", "workloads", "cluster_name", "endpoint_id",
 ))
-_new_flow = positional_constructor(Flow, (
-    "time_ns", "verdict", "source", "destination", "uuid", "node_name", "drop_reason", "event_type",
-    "event_sub_type", "flow_type", "direction", "is_reply", "protocol", "ip_version", "tcp_flags",
-    "icmp_type", "icmp_code", "l7", "policy_match_type", "trace_observation_point", "trace_reason",
+_HEAD = (
+    "time_ns", "verdict", "uuid", "node_name", "drop_reason", "event_type", "event_sub_type", "flow_type",
+    "direction", "is_reply", "protocol", "tcp_flags", "icmp_type", "icmp_code", "trace_observation_point",
+    "trace_reason",
+)
+"""The fields `_convert` reads first: everything `classify` and the correlator's counters look at."""
+_REST = (
+    "source", "destination", "ip_version", "l7", "policy_match_type",
     "egress_allowed_by", "ingress_allowed_by", "egress_denied_by", "ingress_denied_by", "summary",
-))
+)
+"""The other fields: endpoints, IP version, L7, policies, summary."""
+_new_flow = positional_constructor(Flow, (*_REST, *_HEAD))
+_fill_rest = slot_filler(Flow, _REST)
+_NO_ENDPOINT = Endpoint()
+_new_light_flow = positional_constructor(Flow, ("source", "destination", *_HEAD))
 """Builders taking these fields positionally, in this order (see auditor.hubble.fastmodel)."""
 
 
@@ -132,15 +145,13 @@ class _EndpointFactsCache:
 _endpoint_facts = _EndpointFactsCache().get
 
 
-def _endpoint(ep: Any, ip: str, port: int, service: Any, names: Any) -> Endpoint:
-    service_name = service.name
-    return _new_endpoint(
-        ip,
-        port,
-        f"{service.namespace}/{service_name}" if service_name else "",
-        tuple(names) if names else (),
-        *_endpoint_facts(ep),
-    )
+def _endpoint(ep: Any, ip: str, port: int, msg: Any, service_field: str, names: Any) -> Endpoint:
+    service = ""
+    if msg.HasField(service_field):  # usually absent: cheaper than reading the empty sub-message
+        found = getattr(msg, service_field)
+        if found.name:
+            service = f"{found.namespace}/{found.name}"
+    return _new_endpoint(ip, port, service, tuple(names) if names else (), *_endpoint_facts(ep))
 
 
 def _policies(policies: Any) -> tuple[PolicyRef, ...]:
@@ -182,7 +193,7 @@ def _layer4(l4: Any) -> tuple[Protocol, int, int, frozenset[str], int, int]:
         return _NO_L4
     layer = getattr(l4, kind)
     if kind == "TCP":
-        return Protocol.TCP, layer.source_port, layer.destination_port, _tcp_flags(layer.flags), 0, 0
+        return _TCP, layer.source_port, layer.destination_port, _tcp_flags(layer.flags), 0, 0
     if kind in _PORTED:
         return _PORTED[kind], layer.source_port, layer.destination_port, _NO_FLAGS, 0, 0
     if kind == "ICMPv4" or kind == "ICMPv6":
@@ -192,37 +203,59 @@ def _layer4(l4: Any) -> tuple[Protocol, int, int, frozenset[str], int, int]:
 
 def flow_from_proto(msg: Any, *, node_name: str = "", response_time_ns: int = 0) -> Flow:
     """Convert a `flow.Flow` message; node name and time fall back to the enclosing response's."""
-    protocol, src_port, dst_port, flags, icmp_type, icmp_code = _layer4(msg.l4)
-    ip = msg.IP
+    return _convert(msg, node_name, response_time_ns, None, False)
+
+
+def _convert(msg: Any, node_name: str, response_time_ns: int, response: Any, light: bool) -> Flow:
+    """flow_from_proto; with `response`, its node name and time are read only when the flow lacks them.
+
+    `light`: a flow the correlator only counts comes back reduced (see `light_event_from_response`).
+    """
+    l4 = _layer4(msg.l4)
     event_type = msg.event_type
+    type_ = event_type.type
+    verdict = _VERDICTS.get(msg.verdict, _UNKNOWN_VERDICT)
+    flow_type = _FLOW_TYPES.get(msg.Type, _UNKNOWN_FLOW_TYPE)
     drop = msg.drop_reason_desc or msg.drop_reason
     ts = msg.time
-    return _new_flow(
-        ts.seconds * 1_000_000_000 + ts.nanos or response_time_ns,
-        _VERDICTS.get(msg.verdict, _UNKNOWN_VERDICT),
-        _endpoint(msg.source, ip.source, src_port, msg.source_service, msg.source_names),
-        _endpoint(msg.destination, ip.destination, dst_port, msg.destination_service, msg.destination_names),
-        msg.uuid,
-        msg.node_name or node_name,
-        drop_reason_name(drop) if drop else "",
-        event_type.type,
-        event_type.sub_type,
-        _FLOW_TYPES.get(msg.Type, _UNKNOWN_FLOW_TYPE),
-        _DIRECTIONS.get(msg.traffic_direction, _UNKNOWN_DIRECTION),
+    time_ns = ts.seconds * 1_000_000_000 + ts.nanos
+    if not time_ns:
+        time_ns = timestamp_ns(response.time) if response is not None else response_time_ns
+    node = msg.node_name
+    if not node:
+        node = response.node_name if response is not None else node_name
+    head = (
+        time_ns, verdict, msg.uuid, node, drop_reason_name(drop) if drop else "", type_, event_type.sub_type,
+        flow_type, _DIRECTIONS.get(msg.traffic_direction, _UNKNOWN_DIRECTION),
         msg.is_reply.value if msg.HasField("is_reply") else (True if msg.reply else None),
-        protocol,
+        l4[0], l4[3], l4[4], l4[5],
+        _OBSERVATION_POINTS.get(msg.trace_observation_point, ""), _TRACE_REASONS.get(msg.trace_reason, ""),
+    )
+    if (light and type_ != _POLICY_VERDICT_EVENT and verdict is not _DROPPED  # always decisions
+            and type_ != _L7_EVENT and flow_type is not _L7_FLOW and not msg.HasField("l7")):
+        flow = _new_light_flow(_NO_ENDPOINT, _NO_ENDPOINT, *head)
+        kind = classify(flow)
+        if kind is not _REPLY and kind is not _NOT_DECISION:  # not in LIGHT_CLASSES
+            _fill_rest(flow, *_rest(msg, l4[1], l4[2]))
+        return flow
+    return _new_flow(*_rest(msg, l4[1], l4[2]), *head)
+
+
+def _rest(msg: Any, src_port: int, dst_port: int) -> tuple[Any, ...]:
+    """The values of the _REST fields."""
+    ip = msg.IP
+    egress_allowed, ingress_allowed = msg.egress_allowed_by, msg.ingress_allowed_by
+    egress_denied, ingress_denied = msg.egress_denied_by, msg.ingress_denied_by
+    return (
+        _endpoint(msg.source, ip.source, src_port, msg, "source_service", msg.source_names),
+        _endpoint(msg.destination, ip.destination, dst_port, msg, "destination_service", msg.destination_names),
         _IP_VERSIONS.get(ip.ipVersion, 0),
-        flags,
-        icmp_type,
-        icmp_code,
         _l7(msg.l7) if msg.HasField("l7") else None,
         msg.policy_match_type,
-        _OBSERVATION_POINTS.get(msg.trace_observation_point, ""),
-        _TRACE_REASONS.get(msg.trace_reason, ""),
-        _policies(msg.egress_allowed_by),
-        _policies(msg.ingress_allowed_by),
-        _policies(msg.egress_denied_by),
-        _policies(msg.ingress_denied_by),
+        _policies(egress_allowed) if egress_allowed else (),
+        _policies(ingress_allowed) if ingress_allowed else (),
+        _policies(egress_denied) if egress_denied else (),
+        _policies(ingress_denied) if ingress_denied else (),
         msg.Summary,
     )
 
@@ -243,7 +276,34 @@ def event_from_response(resp: Any) -> FlowEvent | None:
     """Convert one GetFlowsResponse (or ExportEvent); None when it carries nothing we model."""
     kind = resp.WhichOneof("response_types")
     if kind == "flow":
-        return flow_from_proto(resp.flow, node_name=resp.node_name, response_time_ns=timestamp_ns(resp.time))
+        return _convert(resp.flow, "", 0, resp, False)
+    return _other_event(resp, kind)
+
+
+LIGHT_CLASSES = frozenset({FlowClass.REPLY, FlowClass.NOT_DECISION})
+"""Flow classes the correlator only counts (by verdict and direction, and as skipped by class)."""
+_REPLY, _NOT_DECISION = FlowClass.REPLY, FlowClass.NOT_DECISION
+
+
+def light_event_from_response(resp: Any) -> FlowEvent | None:
+    """`event_from_response`, but a flow whose class is in LIGHT_CLASSES comes back *light*.
+
+    A light Flow is a valid Flow carrying only what classification and the correlator's counters
+    read (time, verdict, uuid, node, drop reason, event type and sub type, flow type, direction,
+    is_reply, protocol, TCP flags, ICMP type/code, trace observation point and reason); endpoints,
+    IP version, L7, policies and summary keep their defaults.  Most of a busy cluster's flows are
+    such trace events of established connections and replies; skipping their endpoints, policies
+    and summary saves most of the conversion.  Flows carrying a Layer7 record are never light (the
+    DNS query cache reads them).  For sources whose consumer is the correlator only (the daemon,
+    `auditor audit`): anything else that reads endpoints wants `event_from_response`.
+    """
+    kind = resp.WhichOneof("response_types")
+    if kind == "flow":
+        return _convert(resp.flow, "", 0, resp, True)
+    return _other_event(resp, kind)
+
+
+def _other_event(resp: Any, kind: str | None) -> FlowEvent | None:
     if kind == "lost_events":
         return _lost_events(resp.lost_events, resp.node_name, timestamp_ns(resp.time))
     if kind == "node_status":

@@ -61,3 +61,29 @@ class _Probe:
 
 
 _MEMBER_DESCRIPTOR = type(_Probe.__dict__["x"])
+
+
+def slot_filler(cls: type[T], names: Sequence[str]) -> Callable[..., None]:
+    """`fill(obj, v1, v2, ...)` setting the fields `names` of an instance of `cls` in that order.
+
+    Only for an instance a builder of this module has just made and nobody else has seen yet
+    (completing it is then the same as having built it whole).  Raises TypeError for non-fields.
+    """
+    fields = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = [name for name in names if name not in fields]
+    if unknown:
+        raise TypeError(f"{cls.__name__}: not fields {unknown}")
+    slotted = all(isinstance(cls.__dict__.get(name), _MEMBER_DESCRIPTOR) for name in names)
+    namespace: dict[str, Any] = {}
+    lines = [f"def fill(obj, {', '.join(f'v{index}' for index in range(len(names)))}):"]
+    for index, name in enumerate(names):
+        namespace[f"_set{index}"] = cls.__dict__[name].__set__ if slotted else _attribute_setter(name)
+        lines.append(f"    _set{index}(obj, v{index})")
+    exec("\n".join(lines), namespace)  # generated from dataclass field metadata only
+    fill: Callable[..., None] = namespace["fill"]
+    fill.__qualname__ = fill.__name__ = f"fill_{cls.__name__}"
+    return fill
+
+
+def _attribute_setter(name: str) -> Callable[[Any, Any], None]:
+    return lambda obj, value: object.__setattr__(obj, name, value)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from auditor.errors import FlowParseError, InputError
-from auditor.hubble.convert import event_from_response, response_from_json
+from auditor.hubble.convert import event_from_response, light_event_from_response, response_from_json
 from auditor.hubble.source import SourceStats
 from auditor.model.events import FlowEvent, LostEvents, NodeStatus
 from auditor.model.flows import Flow
@@ -122,8 +122,11 @@ def iter_responses(
 class FileFlowSource:
     """A FlowSource over flow files, read in the order given; stops at the end of the last one."""
 
-    def __init__(self, paths: Iterable[str | os.PathLike[str]], stats: SourceStats | None = None) -> None:
+    def __init__(self, paths: Iterable[str | os.PathLike[str]], stats: SourceStats | None = None, *,
+                 light: bool = False) -> None:
         self.paths = [str(path) for path in paths]
+        self._to_event = light_event_from_response if light else event_from_response
+        """light: flows the correlator only counts come back light (see convert.light_event_from_response)."""
         self.stats = stats if stats is not None else SourceStats()
         self._closed = False
         for path in self.paths:  # fail early, naming the file, before any event is produced
@@ -131,13 +134,13 @@ class FileFlowSource:
 
     def events(self) -> Iterator[FlowEvent]:
         """Every flow, lost-events and node-status event in file order."""
-        stats = self.stats
+        stats, to_event = self.stats, self._to_event
         for path in self.paths:
             for number, response in iter_responses(path, stats.record_error):
                 if self._closed:
                     return
                 try:
-                    event = event_from_response(response)
+                    event = to_event(response)
                 except Exception as exc:  # never let one odd message stop the run
                     stats.record_error(f"{path}:{number}: cannot convert: {exc!r}")
                     continue
