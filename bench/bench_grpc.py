@@ -10,6 +10,7 @@ other.  Flows are the real fixtures (tests/fixtures/real-flows), repeated.  Stag
   2. h2 feeder           -> raw client (bytes only)           bench feeder alone (bench/h2feeder.py)
   3. h2 feeder           -> raw client + GetFlowsResponse parse
   4. h2 feeder           -> HubbleClient (parse + convert to model Flow + resume bookkeeping)
+  4b the same with light=True (as `auditor run`: flows the correlator only counts come back light)
   5. grpcio ReplayServer -> HubbleClient                       what `auditor replay-server` gives
 """
 
@@ -99,8 +100,8 @@ def raw_client(address: str, count: int, parse: bool) -> int:
     return received
 
 
-def hubble_client(address: str, count: int) -> int:
-    client = HubbleClient(HubbleConfig(server=address, stall_timeout=0))
+def hubble_client(address: str, count: int, light: bool = False) -> int:
+    client = HubbleClient(HubbleConfig(server=address, stall_timeout=0), light=light)
     received = 0
     for _event in client.events():
         received += 1
@@ -160,6 +161,8 @@ def main() -> None:
     measure("3 h2 feeder -> raw client + parse", lambda: raw_client(feeder_address, args.count, True))
     measure("4 h2 feeder -> HubbleClient (parse+convert)", lambda: hubble_client(feeder_address, args.count),
             profile=args.profile)
+    measure("4b h2 feeder -> HubbleClient(light=True), as the daemon",
+            lambda: hubble_client(feeder_address, args.count, light=True))
     measure("5 grpcio ReplayServer -> HubbleClient", lambda: hubble_client(replay_address, slow_count))
     for process in (replay, feeder):
         process.terminate()

@@ -4,7 +4,8 @@
 
 Measures CPU time (process_time, so other load on the machine counts less), best of three runs:
   (a) JSON line -> GetFlowsResponse (auditor's reader; google.protobuf.json_format for comparison)
-  (b) protobuf bytes -> GetFlowsResponse.FromString -> model Flow, split into its two halves
+  (b) protobuf bytes -> GetFlowsResponse.FromString -> model Flow, split into its two halves; and the
+      light conversion `auditor run`/`audit` use (flows the correlator only counts come back light)
   (c) the same for one ~1 KB flow, with every flow from a different pod IP/port (endpoint cache
       misses on both sides) and with the same endpoints repeated (cache hits)
 and prints a cProfile top 15 of (b).  Input: the real fixtures in tests/fixtures/real-flows,
@@ -26,7 +27,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from auditor._proto.observer import observer_pb2
-from auditor.hubble.convert import event_from_response, response_from_json
+from auditor.hubble.convert import event_from_response, light_event_from_response, response_from_json
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "real-flows"
 ONE_KB_FLOW = "hubble-otel-basic-sample-400-tcp-flows.jsonl"
@@ -80,6 +81,12 @@ def from_bytes_to_model(blobs: Sequence[bytes]) -> None:
         event_from_response(parse(blob))
 
 
+def from_bytes_to_light_model(blobs: Sequence[bytes]) -> None:
+    parse = observer_pb2.GetFlowsResponse.FromString
+    for blob in blobs:
+        light_event_from_response(parse(blob))
+
+
 def one_kb_variants(count: int) -> tuple[list[bytes], list[bytes]]:
     """(distinct endpoints per flow, identical endpoints) serializations of one ~1 KB real flow."""
     line = (FIXTURES / ONE_KB_FLOW).read_text().splitlines()[0]
@@ -127,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     best_rate("FromString only", blobs, from_string)
     best_rate("event_from_response only (message -> model)", messages, convert_only)
     best_rate("FromString + event_from_response", blobs, from_bytes_to_model)
+    best_rate("FromString + light_event_from_response (daemon, audit)", blobs, from_bytes_to_light_model)
 
     distinct, same = one_kb_variants(args.flows)
     print(f"(c) one real flow, {len(same[0])} bytes on the wire")
