@@ -28,22 +28,36 @@ _log = get_logger("auditor.app.queue")
 class FlowQueue:
     """A bounded FIFO that counts what it had to drop.
 
-    Built for one producer and one consumer sharing the GIL: a deque (whose append and popleft
-    are atomic) instead of `queue.Queue`, whose lock and condition cost a wake-up, two GIL hand-offs
-    and two context switches per event whenever the consumer keeps up.  A consumer that found the
-    queue empty waits on an event the producer sets once, then sleeps `COALESCE_S` so that it
-    drains a burst of events per wake-up instead of one.
+    Built for one producer and one consumer sharing the GIL.  Whenever one thread waits for the
+    GIL while the other runs, every GIL release of the runner (the gRPC reader releases it for
+    each message) wakes the waiter for nothing, on another core: that costs more than the analysis
+    itself.  So the two threads hand over in batches instead of contending:
+
+    - the consumer, finding the queue empty, marks itself idle and sleeps (off the GIL) until the
+      producer wakes it or `POLL_S` passes (so a trickle of events waits at most that long);
+    - the producer, once `HANDOFF_BATCH` events wait for an idle consumer, wakes it and yields
+      until the consumer has drained them, but never longer than `HANDOFF_WAIT_S`: a consumer
+      that is busy elsewhere (a store flush) cannot stall a live stream, whose overflow is counted.
+
+    A deque (atomic append/popleft) replaces `queue.Queue`, whose condition woke the consumer per event.
     """
 
-    COALESCE_S = 0.001
-    """Latency added to the first event after an idle spell, in exchange for batched wake-ups."""
+    HANDOFF_BATCH = 128
+    """Events the producer gathers before it wakes an idle consumer."""
+    HANDOFF_WAIT_S = 0.01
+    """Longest the producer yields to the consumer at a hand-off."""
+    POLL_S = 0.01
+    """How often an idle consumer looks for events nobody woke it for (latency at low rates)."""
 
     def __init__(self, maxsize: int) -> None:
         if maxsize <= 0:
             raise ConfigError(f"--queue-size must be a positive number of events, got {maxsize}")
         self.maxsize = maxsize
         self._items: deque[Item] = deque()
-        self._nonempty = threading.Event()
+        self._batch = min(self.HANDOFF_BATCH, maxsize)
+        self._wake = threading.Event()
+        self._drained = threading.Event()
+        self._idle = False
         self._lock = threading.Lock()
         self.dropped = 0
         """Events dropped because the queue was full (exported as auditor_queue_dropped_total)."""
@@ -58,9 +72,13 @@ class FlowQueue:
         return True
 
     def _append(self, item: Item) -> None:
-        self._items.append(item)
-        if not self._nonempty.is_set():
-            self._nonempty.set()
+        items = self._items
+        items.append(item)
+        if self._idle and len(items) >= self._batch:
+            self._idle = False  # one hand-off per idle spell: the consumer marks itself idle again
+            self._drained.clear()
+            self._wake.set()
+            self._drained.wait(self.HANDOFF_WAIT_S)
 
     def put(self, item: Item, stop: threading.Event) -> bool:
         """Enqueue, waiting for room; gives up (False) once `stop` is set."""
@@ -79,7 +97,8 @@ class FlowQueue:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(_ROOM_POLL_S)
-        self._append(END_OF_STREAM)
+        self._items.append(END_OF_STREAM)
+        self._wake.set()
         return True
 
     def get(self, timeout: float) -> Item | None:
@@ -89,15 +108,20 @@ class FlowQueue:
             return items.popleft()
         except IndexError:
             pass
-        self._nonempty.clear()
-        if not items and not self._nonempty.wait(timeout):
-            return None
-        if len(items) < 2:
-            time.sleep(self.COALESCE_S)
+        deadline = time.monotonic() + timeout
+        self._wake.clear()
+        self._idle = True
+        self._drained.set()
         try:
-            return items.popleft()
-        except IndexError:  # only a concurrent consumer could have taken it
-            return None
+            while not items:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._wake.wait(min(remaining, self.POLL_S))
+                self._wake.clear()
+        finally:
+            self._idle = False
+        return items.popleft()
 
     def __len__(self) -> int:
         return len(self._items)
