@@ -126,23 +126,26 @@ class _EndpointFactsCache:
     def get(self, ep: Any) -> EndpointFacts:
         key = ep.SerializeToString()
         found = self._entries.get(key)
-        if found is None:
-            if len(self._entries) >= self._max:
-                self._entries.clear()
-            workloads = ep.workloads
-            found = self._entries[key] = (
-                ep.identity,
-                ep.namespace,
-                ep.pod_name,
-                tuple(ep.labels),
-                tuple(Workload(w.name, w.kind) for w in workloads) if workloads else (),
-                ep.cluster_name,
-                ep.ID,
-            )
+        return found if found is not None else self._add(key, ep)
+
+    def _add(self, key: bytes, ep: Any) -> EndpointFacts:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        workloads = ep.workloads
+        found = self._entries[key] = (
+            ep.identity,
+            ep.namespace,
+            ep.pod_name,
+            tuple(ep.labels),
+            tuple(Workload(w.name, w.kind) for w in workloads) if workloads else (),
+            ep.cluster_name,
+            ep.ID,
+        )
         return found
 
 
-_endpoint_facts = _EndpointFactsCache().get
+_FACTS = _EndpointFactsCache()
+_endpoint_facts = _FACTS.get
 
 
 def _endpoint(ep: Any, ip: str, port: int, msg: Any, service_field: str, names: Any) -> Endpoint:
@@ -151,7 +154,10 @@ def _endpoint(ep: Any, ip: str, port: int, msg: Any, service_field: str, names: 
         found = getattr(msg, service_field)
         if found.name:
             service = f"{found.namespace}/{found.name}"
-    return _new_endpoint(ip, port, service, tuple(names) if names else (), *_endpoint_facts(ep))
+    facts = _FACTS._entries.get(key := ep.SerializeToString())  # _endpoint_facts inlined (hot path)
+    if facts is None:
+        facts = _FACTS._add(key, ep)
+    return _new_endpoint(ip, port, service, tuple(names) if names else (), *facts)
 
 
 def _policies(policies: Any) -> tuple[PolicyRef, ...]:
