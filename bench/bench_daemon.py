@@ -33,6 +33,18 @@ Measured 2026-11-21 on the shared 2-core machine (load ~1.5), 200,000 flows, 10%
   5 scrape of ~10,500 series: 73 ms median over HTTP (20 ms collect, the rest text encoding)
 The goal (>= 2/3 of the client's own rate, ~35k/s) is missed: reader and analysis share one GIL,
 and the reader alone costs ~19 us per flow, the analysis ~9 us (115k/s in-process).
+
+After the hot-path work of 2026-11-21 (FlowQueue hand-off in batches instead of GIL contention, light
+conversion, analysis hot path), same machine, load ~1, 200,000 flows, 10% drops, unpinned:
+  1 HubbleClient alone 50.8-53k/s
+  2 daemon, h2 feeder: 32-36k/s analysed (runs: 35.4k, 34.2k, 32.1k, 36.1k), no queue drops, CPU ~100%,
+    peak RSS 110-130 MiB; reader 69%, analysis 28-30% of a core.  At the goal's edge: 60-70% of stage 1
+    (2 of 5 runs reached 2/3).
+  3 daemon, ReplayServer: 24.4k/s (the old code 19.0k/s in the same conditions), CPU 104%
+  4 paced at 10k/s: 10.0k/s reached, lag p50 7.0 ms, p99 48.6 ms (the idle analysis polls every 10 ms)
+The GIL contention was the largest cost: with the analysis thread waiting for the GIL while the reader
+ran, each of grpcio's per-message GIL releases woke it on the other core for nothing (~27,000 voluntary
+context switches/s), so the two threads used ~40 us of CPU per flow against ~29 us now.
 """
 
 from __future__ import annotations
