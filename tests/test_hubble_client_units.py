@@ -117,3 +117,26 @@ class TestConfig:
     def test_plaintext_by_default(self) -> None:
         """A plain host:port without TLS flags is plaintext."""
         assert not HubbleConfig(server="localhost:4245").use_tls
+
+
+class TestConversionFault:
+    def test_one_unconvertible_message_is_counted_and_the_stream_goes_on(self) -> None:
+        """A message whose conversion raises is counted as a bad item; the flows after it still arrive."""
+        from auditor.hubble.client import HubbleClient
+        from auditor.hubble.convert import event_from_response
+        from auditor.hubble.replay_server import ReplayServer
+        from tests.hubble_support import fast_config, flow_response, take
+
+        def convert_or_fail(response: object) -> object:
+            """Fault injection: the converter breaks on exactly one message (uuid-1)."""
+            if response.flow.uuid == "uuid-1":  # type: ignore[attr-defined]
+                raise ValueError("injected conversion fault")
+            return event_from_response(response)
+
+        with ReplayServer(responses=[flow_response(i) for i in range(3)]) as server:
+            client = HubbleClient(fast_config(server.address))
+            client._to_event = convert_or_fail  # type: ignore[method-assign]
+            events = take(client, 2, limit=10)
+        assert [event.uuid for event in events] == ["uuid-0", "uuid-2"]  # type: ignore[union-attr]
+        assert client.stats.bad_lines == 1
+        assert "injected conversion fault" in client.stats.errors[0]

@@ -226,7 +226,11 @@ class HubbleClient:
                 # Not call.initial_metadata(): it blocks holding the call's lock, so close() or the
                 # watchdog could not cancel a server that never answers.
                 self._connected(call)
-            event = to_event(response)
+            try:
+                event = to_event(response)
+            except Exception as exc:  # one odd message never ends the stream: counted and reported
+                stats.record_error(f"{self.config.server}: response {stats.received}: cannot convert: {exc!r}")
+                continue
             if type(event) is Flow:
                 if not accept(event.time_ns, response):
                     stats.duplicates_dropped += 1
