@@ -8,8 +8,9 @@ import pytest
 
 from auditor.errors import ConfigError
 from auditor.hubble.backoff import Backoff
-from auditor.hubble.client import MAX_GAPS, ResumePoint, add_gap, flow_key
+from auditor.hubble.client import ResumePoint, flow_key
 from auditor.hubble.config import HubbleConfig, add_client_arguments, config_from_args
+from auditor.hubble.source import MAX_GAPS, add_gap
 from tests.hubble_support import BASE_NS, flow_response
 
 

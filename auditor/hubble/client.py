@@ -36,8 +36,6 @@ _FATAL_CODES = frozenset({
     grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAUTHENTICATED,
     grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT,
 })
-MAX_GAPS = 10_000
-"""Gaps kept per source (Hubble reports lost events up to once a second per node)."""
 _VERSION_KEYS = frozenset({"hubble-server-version", "hubble-relay-version"})
 log = structlog.get_logger(component="hubble.client")  # auditor.log.get_logger raises on the logger= key
 
@@ -83,15 +81,6 @@ class ResumePoint:
             return False
         self.at_last.append(response)
         return True
-
-
-def add_gap(gaps: list[tuple[int, int]], start_ns: int, end_ns: int) -> None:
-    """Append a missing window; overlapping windows merge, and past MAX_GAPS the last one widens."""
-    if gaps and (start_ns <= gaps[-1][1] or len(gaps) >= MAX_GAPS):
-        last_start, last_end = gaps[-1]
-        gaps[-1] = (min(last_start, start_ns), max(last_end, end_ns))
-    else:
-        gaps.append((start_ns, end_ns))
 
 
 def flow_key(response: Any) -> bytes | str:
@@ -249,16 +238,12 @@ class HubbleClient:
                 stats.ignored_events += 1
 
     def _record(self, event: LostEvents | NodeStatus) -> None:
-        stats = self.stats
         if isinstance(event, LostEvents):
-            key = event.source.value
-            stats.lost_events[key] = stats.lost_events.get(key, 0) + event.count
-            start = event.first_ns or event.time_ns
-            add_gap(stats.gaps, start, event.last_ns or start)
-            log.warning("hubble_events_lost", source=key, count=event.count, node=event.node_name)
+            self.stats.record_lost(event)
+            log.warning("hubble_events_lost", source=event.source.value, count=event.count,
+                        node=event.node_name)
         else:
-            for name in event.node_names:
-                stats.node_states[name] = event.state.value
+            self.stats.record_node_status(event)
             log.info("hubble_node_status", state=event.state.value, nodes=list(event.node_names))
 
     def _on_channel_state(self, state: grpc.ChannelConnectivity) -> None:
@@ -282,7 +267,7 @@ class HubbleClient:
             stats.connected, stats.stalled, self._ever_connected = True, False, True
             self._down_logged = False
             if self._down_since_ns:
-                add_gap(stats.gaps, self._down_since_ns, self._clock_ns())
+                stats.record_gap(self._down_since_ns, self._clock_ns())
                 self._down_since_ns = 0
         log.info("hubble_connected", server=self.config.server, since_ns=self._resume.last_ns, **versions)
 

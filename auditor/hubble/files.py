@@ -157,13 +157,9 @@ class FileFlowSource:
             if event.time_ns > stats.last_flow_time_ns:
                 stats.last_flow_time_ns = event.time_ns
         elif isinstance(event, LostEvents):
-            key = event.source.value
-            stats.lost_events[key] = stats.lost_events.get(key, 0) + event.count
-            start = event.first_ns or event.time_ns
-            stats.gaps.append((start, event.last_ns or start))
+            stats.record_lost(event)
         elif isinstance(event, NodeStatus):
-            for node in event.node_names:
-                stats.node_states[node] = event.state.value
+            stats.record_node_status(event)
 
     def close(self) -> None:
         """Make `events()` stop at the next line."""

@@ -7,10 +7,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from auditor.model.events import FlowEvent
+from auditor.model.events import FlowEvent, LostEvents, NodeStatus
 
 MAX_KEPT_ERRORS = 100
 """How many individual bad-input errors a source keeps for reporting (all are counted)."""
+MAX_GAPS = 10_000
+"""Gaps kept per source (Hubble reports lost events up to once a second per node)."""
+
+
+def add_gap(gaps: list[tuple[int, int]], start_ns: int, end_ns: int) -> None:
+    """Append a missing window; overlapping windows merge, and past MAX_GAPS the last one widens."""
+    if gaps and (start_ns <= gaps[-1][1] or len(gaps) >= MAX_GAPS):
+        last_start, last_end = gaps[-1]
+        gaps[-1] = (min(last_start, start_ns), max(last_end, end_ns))
+    else:
+        gaps.append((start_ns, end_ns))
 
 
 @dataclass
@@ -39,18 +50,22 @@ class SourceStats:
     """(from_ns, to_ns) windows known to be missing: lost events, disconnections."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add_lost(self, source: str, count: int) -> None:
-        """Count events Hubble reported lost at `source`."""
+    def record_lost(self, event: LostEvents) -> None:
+        """Count the events Hubble reported lost and record their window as a gap."""
+        key = event.source.value
+        start = event.first_ns or event.time_ns
         with self._lock:
-            self.lost_events[source] = self.lost_events.get(source, 0) + count
+            self.lost_events[key] = self.lost_events.get(key, 0) + event.count
+            add_gap(self.gaps, start, event.last_ns or start)
 
-    def set_node_state(self, node: str, state: str) -> None:
+    def record_node_status(self, event: NodeStatus) -> None:
         with self._lock:
-            self.node_states[node] = state
+            for node in event.node_names:
+                self.node_states[node] = event.state.value
 
-    def add_gap(self, from_ns: int, to_ns: int) -> None:
+    def record_gap(self, from_ns: int, to_ns: int) -> None:
         with self._lock:
-            self.gaps.append((from_ns, to_ns))
+            add_gap(self.gaps, from_ns, to_ns)
 
     def snapshot(self) -> SourceStats:
         """A consistent copy for readers in other threads (the exporter, summaries)."""
