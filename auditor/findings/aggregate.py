@@ -112,10 +112,6 @@ class FindingAggregator:
             pending.merge(finding)
         return True
 
-    def add_all(self, findings: list[Finding]) -> None:
-        for finding in findings:
-            self.add(finding)
-
     def drain(self) -> list[Finding]:
         """Per key touched since the last drain, the finding over that period only (a delta)."""
         drained = [acc.finding() for acc in self._pending.values()]

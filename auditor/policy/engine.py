@@ -87,9 +87,6 @@ class PolicyEngine:
         self.hits = 0
         self.misses = 0
 
-    def clear_cache(self) -> None:
-        self._cache.clear()
-
     def decide(self, state: ClusterState, source: Subject, destination: Subject, port: int,
                protocol: str = "TCP") -> Decision:
         """The verdict for source -> destination:port/protocol under `state`."""

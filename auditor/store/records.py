@@ -171,12 +171,6 @@ class StoreSnapshot:
     def open_total(self) -> int:
         return sum(row.count for row in self.open_findings)
 
-    def open_by_kind(self) -> dict[FindingKind, int]:
-        return _tally((row.kind, row.count) for row in self.open_findings)
-
-    def open_by_severity(self) -> dict[Severity, int]:
-        return _tally((row.severity, row.count) for row in self.open_findings)
-
     def open_by_namespace(self) -> dict[str, int]:
         return _tally((row.namespace, row.count) for row in self.open_findings)
 
