@@ -29,6 +29,7 @@ from auditor.hubble.recorder import FlowRecorder, FlowRecording
 from auditor.kube.client import DEFAULT_RESOURCES, ApiClientFactory, api_client_factory
 from auditor.kube.events import write_cluster_event
 from auditor.kube.export import object_to_dict
+from auditor.kube.reflector import object_key
 from auditor.kube.stats import InventoryStatus
 from auditor.kube.watch import InventoryWatcher
 from auditor.model.k8s import Change, ChangeType, KubeObject
@@ -81,7 +82,7 @@ class Recording:
                 self._events.flush()
                 self.changes += 1
                 return
-            key = (type(change.obj).__name__, _key(change.obj))
+            key = (type(change.obj).__name__, object_key(change.obj))
             if change.type is ChangeType.DELETED:
                 self._state.pop(key, None)
             else:
@@ -92,11 +93,6 @@ class Recording:
         with self._lock:
             self._live = True
             return [self._state[k] for k in sorted(self._state, key=lambda k: (_KIND_ORDER.get(k[0], 9), k[1]))]
-
-
-def _key(obj: KubeObject) -> str:
-    namespace = getattr(obj, "namespace", "")
-    return f"{namespace}/{obj.name}" if namespace else obj.name
 
 
 def write_snapshot(path: str, objects: list[KubeObject]) -> None:
