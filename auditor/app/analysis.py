@@ -31,8 +31,8 @@ from auditor.model.events import LostEvents
 from auditor.model.findings import Finding, FindingKey, FindingKind
 from auditor.model.flows import Flow
 from auditor.model.k8s import Change, NetworkPolicy, PolicyDirection
-from auditor.policy.coverage import isolation
-from auditor.policy.state import ClusterState, policy_applies, policy_id
+from auditor.policy.coverage import default_deny_policies, isolation
+from auditor.policy.state import ClusterState, policy_id
 from auditor.store import CounterRow, Store
 
 HOUR_NS = 3600 * 1_000_000_000
@@ -67,13 +67,10 @@ def compute_posture(state: ClusterState) -> Posture:
     """
     unprotected: Counter[tuple[str, str]] = Counter()
     default_deny: dict[tuple[str, str], bool] = {}
-    for namespace in state.namespaces:
-        policies = state.policies_in(namespace.name)
+    for namespace in (ns.name for ns in state.namespaces):
         for label, direction in DIRECTIONS:
-            unprotected[(namespace.name, label)] += 0
-            default_deny[(namespace.name, label)] = any(
-                policy.pod_selector.is_empty and policy_applies(policy, direction) for policy in policies
-            )
+            unprotected[(namespace, label)] += 0
+            default_deny[(namespace, label)] = bool(default_deny_policies(state, namespace, direction))
     for pod in state.pods:
         if pod.host_network:
             continue

@@ -24,6 +24,13 @@ def isolation(state: ClusterState, pod: Pod) -> tuple[bool, bool]:
             bool(state.policies_selecting(pod, PolicyDirection.EGRESS)))
 
 
+def default_deny_policies(state: ClusterState, namespace: str, direction: PolicyDirection) -> tuple[str, ...]:
+    """Names of the namespace's policies with an empty podSelector applying to `direction`: each isolates
+    every pod of the namespace, also pods created later (its default deny)."""
+    return tuple(p.name for p in state.policies_in(namespace)
+                 if p.pod_selector.is_empty and policy_applies(p, direction))
+
+
 def selected_pods(state: ClusterState, policy: NetworkPolicy) -> tuple[Pod, ...]:
     """Pods of the policy's namespace its podSelector matches (hostNetwork pods excluded), by name."""
     return tuple(p for p in state.pods_in(policy.namespace)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from auditor.model.k8s import LabelSelector, NetworkPolicy, Peer, PolicyDirection, Rule
-from auditor.policy.coverage import isolation, selected_pods
+from auditor.policy.coverage import default_deny_policies, isolation, selected_pods
 from auditor.policy.state import ClusterState, policy_applies, policy_id
 from auditor.report.data import NamespaceReport, PodGap, PolicyReport, RuleUse
 from auditor.report.usage import RuleUsage
@@ -87,10 +87,6 @@ def namespace_names(state: ClusterState, only: Collection[str] | None) -> list[s
     return sorted(n for n in names if only is None or n in only)
 
 
-def _default_deny(policies: tuple[NetworkPolicy, ...], direction: PolicyDirection) -> tuple[str, ...]:
-    return tuple(p.name for p in policies if p.pod_selector.is_empty and policy_applies(p, direction))
-
-
 def invalid_policies(state: ClusterState, namespace: str) -> tuple[str, ...]:
     """The validation errors of the namespace's rejected policies (refs read `NetworkPolicy ns/name`)."""
     return tuple(str(e) for e in state.invalid if e.ref.partition(" ")[2].partition("/")[0] == namespace)
@@ -113,8 +109,8 @@ def namespace_report(state: ClusterState, name: str, hits: PolicyHits, usage: Ru
         pods=len(pods),
         ingress_isolated=ingress,
         egress_isolated=egress,
-        default_deny_ingress=_default_deny(policies, PolicyDirection.INGRESS),
-        default_deny_egress=_default_deny(policies, PolicyDirection.EGRESS),
+        default_deny_ingress=default_deny_policies(state, name, PolicyDirection.INGRESS),
+        default_deny_egress=default_deny_policies(state, name, PolicyDirection.EGRESS),
         policies=tuple(policy_report(state, p, hits, usage) for p in policies),
         unprotected=tuple(gaps),
         static_findings=static_findings,
