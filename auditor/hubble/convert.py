@@ -123,11 +123,6 @@ class _EndpointFactsCache:
         self._entries: dict[bytes, EndpointFacts] = {}
         self._max = max_entries
 
-    def get(self, ep: Any) -> EndpointFacts:
-        key = ep.SerializeToString()
-        found = self._entries.get(key)
-        return found if found is not None else self._add(key, ep)
-
     def _add(self, key: bytes, ep: Any) -> EndpointFacts:
         if len(self._entries) >= self._max:
             self._entries.clear()
@@ -145,7 +140,6 @@ class _EndpointFactsCache:
 
 
 _FACTS = _EndpointFactsCache()
-_endpoint_facts = _FACTS.get
 
 
 def _endpoint(ep: Any, ip: str, port: int, msg: Any, service_field: str, names: Any) -> Endpoint:
@@ -154,7 +148,7 @@ def _endpoint(ep: Any, ip: str, port: int, msg: Any, service_field: str, names: 
         found = getattr(msg, service_field)
         if found.name:
             service = f"{found.namespace}/{found.name}"
-    facts = _FACTS._entries.get(key := ep.SerializeToString())  # _endpoint_facts inlined (hot path)
+    facts = _FACTS._entries.get(key := ep.SerializeToString())  # looked up inline: hot path
     if facts is None:
         facts = _FACTS._add(key, ep)
     return _new_endpoint(ip, port, service, tuple(names) if names else (), *facts)
