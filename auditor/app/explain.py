@@ -13,17 +13,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from auditor.app.audit import build_history
 from auditor.errors import ConfigError, InputError
-from auditor.kube.events import format_rfc3339_ns, load_cluster_events, parse_rfc3339_ns
-from auditor.kube.manifests import load_manifests
+from auditor.kube.events import format_rfc3339_ns, parse_rfc3339_ns
 from auditor.model.decision import Decision, ExternalSubject, NodeSubject, PodSubject, SideDecision, Subject
 from auditor.policy.engine import PolicyEngine
-from auditor.policy.history import ClusterHistory
 from auditor.policy.state import ClusterState
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
-WINDOW_NS = 100 * 365 * 24 * 3600 * 1_000_000_000
-"""Offline nothing is pruned: every event of the file stays answerable."""
 
 
 class QueryError(InputError):
@@ -61,13 +58,9 @@ def load_state(manifests: Sequence[str], cluster_events: str | None, at: str | N
             at_ns = parse_rfc3339_ns(at)
         except ValueError as exc:
             raise ConfigError(f"--at: {exc}") from exc
-    objects = load_manifests(list(manifests))
-    history = ClusterHistory(window_ns=WINDOW_NS, initial=ClusterState.build(objects))
-    changes = load_cluster_events(cluster_events) if cluster_events else []
-    for change in sorted(changes, key=lambda c: c.time_ns):
-        history.apply(change)
+    history, objects, changes = build_history(manifests, cluster_events)  # offline: nothing is pruned
     state = history.at(at_ns) if at_ns is not None else history.latest()
-    return LoadedState(state, at_ns, len(objects), len(changes))
+    return LoadedState(state, at_ns, objects, changes)
 
 
 def resolve(state: ClusterState, endpoint: str | Mapping[str, Any]) -> Subject:
