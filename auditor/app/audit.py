@@ -104,7 +104,7 @@ def run_audit(options: AuditOptions) -> AuditResult:
     stats = correlator.stats
     summary = AuditSummary(
         flows=source.stats.flows,
-        by_verdict=_by_verdict(stats),
+        by_verdict=flows_by_verdict(stats),
         skipped_lines=source.stats.bad_lines,
         lost_events=lost,
         window_from_ns=stats.first_ns,
@@ -123,7 +123,8 @@ def run_audit(options: AuditOptions) -> AuditResult:
     return AuditResult(findings=tuple(aggregator.all()), summary=summary)
 
 
-def _by_verdict(stats: CorrelatorStats) -> dict[str, int]:
+def flows_by_verdict(stats: CorrelatorStats) -> dict[str, int]:
+    """Flows the correlator counted, by verdict (over both directions), sorted by verdict."""
     totals: Counter[str] = Counter()
     for (verdict, _direction), count in stats.flows.items():
         totals[verdict] += count

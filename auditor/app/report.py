@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from auditor.app.audit import HISTORY_WINDOW_NS, build_history
+from auditor.app.audit import HISTORY_WINDOW_NS, build_history, flows_by_verdict
 from auditor.errors import ConfigError, InputError
 from auditor.findings.aggregate import FindingAggregator
 from auditor.findings.correlate import Correlator, CorrelatorStats
@@ -131,7 +131,7 @@ def files_inputs(options: ReportOptions) -> ReportInputs:
     stats = judged.correlator.stats
     window = (options.from_ns if options.from_ns is not None else stats.first_ns,
               options.to_ns if options.to_ns is not None else stats.last_ns)
-    verdicts = _verdicts(stats)
+    verdicts = flows_by_verdict(stats)
     completeness = Completeness(
         window_from_ns=window[0], window_to_ns=window[1], covered_ns=max(0, stats.last_ns - stats.first_ns),
         lost_events=sum(g.lost_count for g in judged.gaps), gaps=judged.gaps, flows=sum(verdicts.values()),
@@ -173,13 +173,6 @@ def _lost_gap(event: LostEvents) -> GapInfo:
     node = f"@{event.node_name}" if event.node_name else ""
     reason = f"lost-events:{event.source.value}{node}"
     return GapInfo(start, max(start, event.last_ns or start), reason, event.count)
-
-
-def _verdicts(stats: CorrelatorStats) -> dict[str, int]:
-    verdicts: Counter[str] = Counter()
-    for (verdict, _direction), count in stats.flows.items():
-        verdicts[verdict] += count
-    return dict(verdicts)
 
 
 def _hits(stats: CorrelatorStats) -> dict[tuple[str, str], tuple[int, int]]:
