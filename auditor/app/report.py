@@ -169,10 +169,7 @@ def _judge_files(options: ReportOptions, correlator: Correlator) -> _Judged:
 
 
 def _lost_gap(event: LostEvents) -> GapInfo:
-    start = event.first_ns or event.time_ns
-    node = f"@{event.node_name}" if event.node_name else ""
-    reason = f"lost-events:{event.source.value}{node}"
-    return GapInfo(start, max(start, event.last_ns or start), reason, event.count)
+    return GapInfo(*event.span_ns, event.gap_reason, event.count)
 
 
 def _hits(stats: CorrelatorStats) -> dict[tuple[str, str], tuple[int, int]]:

@@ -53,10 +53,9 @@ class SourceStats:
     def record_lost(self, event: LostEvents) -> None:
         """Count the events Hubble reported lost and record their window as a gap."""
         key = event.source.value
-        start = event.first_ns or event.time_ns
         with self._lock:
             self.lost_events[key] = self.lost_events.get(key, 0) + event.count
-            add_gap(self.gaps, start, event.last_ns or start)
+            add_gap(self.gaps, *event.span_ns)
 
     def record_node_status(self, event: NodeStatus) -> None:
         with self._lock:

@@ -29,6 +29,17 @@ class LostEvents:
     first_ns: int = 0
     last_ns: int = 0
 
+    @property
+    def span_ns(self) -> tuple[int, int]:
+        """(from_ns, to_ns) of the missing data: first..last when given, else the report's own time."""
+        start = self.first_ns or self.time_ns
+        return start, max(start, self.last_ns or self.time_ns)
+
+    @property
+    def gap_reason(self) -> str:
+        """How a gap of these lost events is named: `lost-events:<source>[@node]`."""
+        return f"lost-events:{self.source.value}" + (f"@{self.node_name}" if self.node_name else "")
+
 
 class NodeState(enum.Enum):
     """relay.NodeState."""

@@ -122,10 +122,7 @@ class Store(abc.ABC):
 
     def record_lost_events(self, event: LostEvents) -> None:
         """A Hubble LostEvents as a gap, reason `lost-events:<source>[@node]`."""
-        start = event.first_ns or event.time_ns
-        end = event.last_ns or event.time_ns or start
-        reason = f"lost-events:{event.source.value}" + (f"@{event.node_name}" if event.node_name else "")
-        self.record_gap(start, max(start, end), reason, event.count)
+        self.record_gap(*event.span_ns, event.gap_reason, event.count)
 
     @abc.abstractmethod
     def coverage(self, since_ns: int, until_ns: int) -> Coverage:
