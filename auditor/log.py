@@ -10,6 +10,9 @@ import structlog
 
 LogFormat = Literal["json", "console", "auto"]
 
+LOG_AT = frozenset(10**n for n in range(19))
+"""Counts at which a repeated error is logged (1st, 10th, 100th ...): never once per flow or event."""
+
 
 def configure(*, fmt: LogFormat = "auto", level: str = "info") -> None:
     """Configure structlog process-wide.  `auto` means console on a TTY, JSON otherwise."""

@@ -26,7 +26,7 @@ from auditor.exporter.snapshot import LagHistogram
 from auditor.findings.aggregate import FindingAggregator, merge
 from auditor.findings.correlate import Correlator, CorrelatorStats
 from auditor.findings.static import static_findings
-from auditor.log import get_logger
+from auditor.log import LOG_AT, get_logger
 from auditor.model.events import LostEvents
 from auditor.model.findings import Finding, FindingKey, FindingKind
 from auditor.model.flows import Flow
@@ -41,8 +41,6 @@ _log = get_logger("auditor.findings")
 STATIC_KINDS = frozenset(kind for kind in FindingKind if kind.is_static)
 MAX_TIME_NS = 2**63 - 1
 """Flow times must be after the epoch and fit the store's 64-bit integers (until 2262)."""
-_LOG_AT = frozenset(10**n for n in range(15))
-"""Repeated errors are logged at the 1st, 10th, 100th ... occurrence, never once per flow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +211,7 @@ class Analyzer:
         with self.lock:
             self.bad_flows[reason] += 1
             count = self.bad_flows[reason]
-        if count in _LOG_AT:
+        if count in LOG_AT:
             _log.error("bad_flow", reason=reason, count=count, error=error, uuid=flow.uuid,
                        node=flow.node_name, time_ns=flow.time_ns)
 
@@ -222,7 +220,7 @@ class Analyzer:
         with self.lock:
             self.errors[stage] += 1
             count = self.errors[stage]
-        if count in _LOG_AT:
+        if count in LOG_AT:
             _log.error(f"{stage}_failed", count=count, error=str(exc) or repr(exc), unwritten=self.unwritten())
 
     def note_change(self, change: Change) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from auditor.errors import ConfigError
 from auditor.hubble.source import FlowSource
-from auditor.log import get_logger
+from auditor.log import LOG_AT, get_logger
 from auditor.model.events import FlowEvent
 
 END_OF_STREAM = object()
@@ -151,13 +151,9 @@ def pump(
             if lossless:
                 if not flow_queue.put(event, stop):
                     break
-            elif not flow_queue.offer(event) and flow_queue.dropped in _LOG_AT:
+            elif not flow_queue.offer(event) and flow_queue.dropped in LOG_AT:
                 _log.warning("queue_overflow", dropped=flow_queue.dropped, size=flow_queue.maxsize)
     except Exception as exc:
         on_fatal(exc)
     finally:
         flow_queue.put_end()
-
-
-_LOG_AT = frozenset(10**n for n in range(12))
-"""Log the overflow at the 1st, 10th, 100th ... drop, never once per flow."""
