@@ -59,8 +59,6 @@ _CONVERTERS: Mapping[tuple[str, str], tuple[_Converter, bool]] = {
 }
 """(apiVersion, kind) -> (converter, namespaced)."""
 
-SUPPORTED_KINDS: frozenset[str] = frozenset(kind for _, kind in _CONVERTERS)
-
 
 def _type_key(obj: Mapping[str, Any]) -> tuple[str, str] | None:
     """(apiVersion, kind) when both are strings (a list or a mapping there is no kind we know)."""

@@ -33,7 +33,6 @@ def describe(value: Any) -> str:
 MAX_NESTING = 500
 """Deepest bracket nesting accepted in YAML and JSON inputs (Kubernetes objects nest ~20 deep)."""
 TOO_DEEP = f"nested more than {MAX_NESTING} levels deep (not a Kubernetes object)"
-_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
 def nesting_line(text: str) -> int:

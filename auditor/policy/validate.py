@@ -13,7 +13,6 @@ from auditor.model.k8s import IPBlock, LabelSelector, NetworkPolicy, Peer, Polic
 from auditor.policy.selectors import parse_network
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
-OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
