@@ -19,8 +19,7 @@ from auditor.kube.events import format_rfc3339_ns, parse_rfc3339_ns
 from auditor.model.decision import Decision, ExternalSubject, NodeSubject, PodSubject, SideDecision, Subject
 from auditor.policy.engine import PolicyEngine
 from auditor.policy.state import ClusterState
-
-PROTOCOLS = ("TCP", "UDP", "SCTP")
+from auditor.policy.validate import PROTOCOLS as PROTOCOLS  # re-exported for the CLI
 
 
 class QueryError(InputError):
