@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from auditor import __version__
@@ -117,7 +117,7 @@ class Daemon:
         )
         snapshot = with_source(snapshot, self.source.stats)
         if self.lossless:
-            snapshot = _replace(snapshot, hubble_up=True)
+            snapshot = replace(snapshot, hubble_up=True)
         snapshot = with_inventory(snapshot, self.inventory.status())
         return with_store(snapshot, self.store.snapshot())
 
@@ -230,12 +230,6 @@ class Daemon:
     def _on_signal(self, number: int) -> None:
         _log.info("stopping", signal=signal.Signals(number).name)
         self._request_stop()
-
-
-def _replace(snapshot: MetricsSnapshot, **changes: Any) -> MetricsSnapshot:
-    import dataclasses
-
-    return dataclasses.replace(snapshot, **changes)
 
 
 def build_daemon(settings: dict[str, Any]) -> Daemon:
