@@ -150,7 +150,7 @@ def files_inputs(options: ReportOptions) -> ReportInputs:
 
 def _judge_files(options: ReportOptions, correlator: Correlator) -> _Judged:
     """Every flow of the files inside the window through the correlator; lost events become gaps."""
-    source = FileFlowSource(options.flows)
+    source = FileFlowSource(options.flows, light=True)  # its flows go to the correlator only
     aggregator = FindingAggregator(max_keys=MAX_FINDINGS)
     lo = options.from_ns if options.from_ns is not None else 0
     hi = options.to_ns if options.to_ns is not None else 2**63
