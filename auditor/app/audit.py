@@ -13,20 +13,21 @@ import textwrap
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from auditor.errors import InputError
 from auditor.findings.aggregate import FindingAggregator
 from auditor.findings.correlate import Correlator, CorrelatorStats
 from auditor.findings.static import static_findings
 from auditor.hubble.files import FileFlowSource
-from auditor.kube.events import format_rfc3339_ns, load_cluster_events
+from auditor.kube.events import load_cluster_events
 from auditor.kube.manifests import load_manifests
 from auditor.model.events import LostEvents
 from auditor.model.findings import Finding
 from auditor.policy.engine import PolicyEngine
 from auditor.policy.history import ClusterHistory
 from auditor.policy.state import ClusterState
+from auditor.report.fmt import time_or_none, time_text
+from auditor.report.json_format import finding_json
 
 HISTORY_WINDOW_NS = 100 * 365 * 24 * 3600 * 1_000_000_000
 """Offline the history is never pruned: every change of the capture stays answerable."""
@@ -131,34 +132,6 @@ def flows_by_verdict(stats: CorrelatorStats) -> dict[str, int]:
     return dict(sorted(totals.items()))
 
 
-def _time(ns: int) -> str | None:
-    return format_rfc3339_ns(ns) if ns else None
-
-
-def finding_json(finding: Finding) -> dict[str, Any]:
-    """One finding as a JSON object (times RFC 3339, details as an object)."""
-    return {
-        "kind": finding.kind.value,
-        "severity": finding.severity.value,
-        "namespace": finding.namespace,
-        "workload": finding.workload,
-        "pod": finding.pod,
-        "peer": finding.peer,
-        "peer_workload": finding.peer_workload,
-        "port": finding.port,
-        "protocol": finding.protocol,
-        "direction": finding.direction,
-        "policies": list(finding.policies),
-        "count": finding.count,
-        "first_seen": _time(finding.first_seen_ns),
-        "last_seen": _time(finding.last_seen_ns),
-        "sample_flow": finding.sample_flow,
-        "message": finding.message,
-        "details": dict(finding.details),
-        "key": finding.key.as_string(),
-    }
-
-
 def result_json(result: AuditResult) -> str:
     """The `--output json` document."""
     s = result.summary
@@ -168,7 +141,7 @@ def result_json(result: AuditResult) -> str:
         "skipped_lines": s.skipped_lines,
         "ignored_events": s.ignored_events,
         "lost_events": s.lost_events,
-        "window": {"from": _time(s.window_from_ns), "to": _time(s.window_to_ns)},
+        "window": {"from": time_or_none(s.window_from_ns), "to": time_or_none(s.window_to_ns)},
         "judged": s.judged,
         "unresolved": s.unresolved,
         "deduplicated": s.deduplicated,
@@ -213,7 +186,7 @@ def result_table(result: AuditResult, width: int = TABLE_WIDTH) -> str:
 
 def _summary_lines(s: AuditSummary) -> list[str]:
     verdicts = ", ".join(f"{k} {v}" for k, v in s.by_verdict.items()) or "none"
-    window = f"{_time(s.window_from_ns)} .. {_time(s.window_to_ns)}" if s.window_from_ns else "no flows"
+    window = f"{time_text(s.window_from_ns)} .. {time_text(s.window_to_ns)}" if s.window_from_ns else "no flows"
     lines = [
         f"flows: {s.flows} ({verdicts})",
         f"window: {window}",

@@ -12,9 +12,10 @@ from auditor.report.fmt import time_or_none
 NS_PER_S = 1_000_000_000
 
 
-def finding_json(finding_id: str, f: Finding) -> dict[str, Any]:
+def finding_json(f: Finding) -> dict[str, Any]:
+    """One finding as a JSON object (times RFC 3339, details as an object); `auditor audit` prints these too."""
     return {
-        "id": finding_id, "kind": f.kind.value, "severity": f.severity.value, "namespace": f.namespace,
+        "kind": f.kind.value, "severity": f.severity.value, "namespace": f.namespace,
         "workload": f.workload, "pod": f.pod, "peer": f.peer, "peer_workload": f.peer_workload,
         "port": f.port, "protocol": f.protocol, "direction": f.direction, "policies": list(f.policies),
         "count": f.count, "first_seen": time_or_none(f.first_seen_ns),
@@ -108,7 +109,7 @@ def document(data: ReportData) -> dict[str, Any]:
                              "evidence": r.evidence, "findings": [data.finding_id(i) for i in r.findings]}
                             for r in data.control_results],
         "namespaces": [_namespace(data, ns) for ns in data.namespaces],
-        "findings": [finding_json(data.finding_id(i), f) for i, f in enumerate(data.findings)],
+        "findings": [{"id": data.finding_id(i), **finding_json(f)} for i, f in enumerate(data.findings)],
         "evidence": _evidence(data),
     }
 
