@@ -26,6 +26,7 @@ from auditor.exporter.snapshot import LagHistogram
 from auditor.findings.aggregate import FindingAggregator, merge
 from auditor.findings.correlate import Correlator, CorrelatorStats
 from auditor.findings.static import static_findings
+from auditor.kube.export import object_to_dict
 from auditor.log import LOG_AT, get_logger
 from auditor.model.events import LostEvents
 from auditor.model.findings import Finding, FindingKey, FindingKind
@@ -334,12 +335,12 @@ class Analyzer:
         return rows, (Counter(stats.flows), Counter(stats.policy_verdicts))
 
     def _record_policy_change(self, change: Change) -> None:
+        """The policy as a manifest (`kube.export.object_to_dict`), so the history keeps its whole spec."""
         policy = change.obj
         assert isinstance(policy, NetworkPolicy)
-        spec = {"podSelector": dict(policy.pod_selector.match_labels),
-                "policyTypes": [t.value for t in policy.policy_types]}
+        manifest = json.dumps(object_to_dict(policy), sort_keys=True)
         self.store.record_policy_change(change.time_ns, change.type.value, policy.namespace, policy.name,
-                                        policy_id(policy).revision, json.dumps(spec, sort_keys=True))
+                                        policy_id(policy).revision, manifest)
 
     def _announce(self, new: list[Finding]) -> None:
         """One log line per new finding, with its attribution; never one per flow."""
