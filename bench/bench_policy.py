@@ -1,10 +1,13 @@
-"""Policy engine benchmark: 10,000 pods, 2,000 namespaces, 5,000 policies.
+"""Policy engine benchmark: 10,000 pods, 2,000 namespaces, 5,000 NetworkPolicies, 2,000 Cilium policies.
 
 Prints build time (bulk and change by change), decision time uncached (cold and with warm
 per-state selector caches) and cached, memory (tracemalloc), the time for a policy change to be
 visible to decisions (apply + decide), and the cost of keeping a history of changes.
 
-    .venv/bin/python bench/bench_policy.py [--pods 10000 --namespaces 2000 --policies 5000]
+    .venv/bin/python bench/bench_policy.py [--pods 10000 --namespaces 2000 --policies 5000 --cilium 2000]
+
+`--cilium N` adds N CiliumNetworkPolicies and CiliumClusterwideNetworkPolicies (one in ten
+cluster-wide): entity, CIDR, endpoint, ICMP and deny rules; `--cilium 0` is the NetworkPolicy-only run.
 """
 
 from __future__ import annotations
@@ -19,6 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from auditor.model.cilium import (
+    CiliumKind,
+    CiliumNetworkPolicy,
+    CiliumPolicySpec,
+    CiliumPort,
+    CiliumRule,
+    ICMPType,
+    PortRule,
+)
 from auditor.model.decision import ExternalSubject, PodSubject, Subject
 from auditor.model.k8s import (
     Change,
@@ -65,6 +77,43 @@ def _policies_for(namespace: str, count: int, rnd: random.Random) -> list[Networ
     return [kinds[i % len(kinds)]() for i in range(count)]
 
 
+def _ports(*numbers: int, protocol: str = "TCP") -> tuple[PortRule, ...]:
+    return (PortRule(tuple(CiliumPort(str(n), 0, protocol) for n in numbers)),)
+
+
+def _cnp(namespace: str, index: int) -> CiliumNetworkPolicy:
+    """One of four namespaced shapes: world egress with a deny, endpoints ingress, ICMP, host probes."""
+    app = LabelSelector({"app": APPS[index % 5]})
+    shapes = [
+        CiliumPolicySpec(endpoint_selector=app, egress=(CiliumRule(entities=("world",), to_ports=_ports(443)),
+                                                        CiliumRule(entities=("kube-apiserver",))),
+                         egress_deny=(CiliumRule(cidrs=("203.0.113.0/25",)),)),
+        CiliumPolicySpec(endpoint_selector=app, ingress=(CiliumRule(
+            endpoints=(LabelSelector({"app": "web"}),), to_ports=_ports(8080, 9090)),)),
+        CiliumPolicySpec(endpoint_selector=LabelSelector(), ingress=(CiliumRule(icmps=(ICMPType(8),)),)),
+        CiliumPolicySpec(endpoint_selector=app, ingress=(CiliumRule(entities=("host", "remote-node")),),
+                         ingress_deny=(CiliumRule(entities=("world",), to_ports=_ports(22)),)),
+    ]
+    return CiliumNetworkPolicy(CiliumKind.CNP, f"cnp-{index}", namespace, specs=(shapes[index % 4],))
+
+
+def _ccnp(index: int) -> CiliumNetworkPolicy:
+    team = LabelSelector({"io.cilium.k8s.namespace.labels.team": f"t{index % 50}",
+                          "app": APPS[index % 5]})
+    db = CiliumRule(endpoints=(LabelSelector({"app": "db"}),), to_ports=_ports(5432))
+    spec = CiliumPolicySpec(endpoint_selector=team,
+                            egress=(db, CiliumRule(cidrs=("0.0.0.0/0",), to_ports=_ports(443))),
+                            egress_deny=(CiliumRule(entities=("world",), to_ports=_ports(25)),))
+    return CiliumNetworkPolicy(CiliumKind.CCNP, f"ccnp-{index}", specs=(spec,))
+
+
+def cilium_objects(count: int, n_ns: int) -> list[KubeObject]:
+    clusterwide = count // 10
+    found: list[KubeObject] = [_ccnp(i) for i in range(clusterwide)]
+    found.extend(_cnp(f"ns-{i % n_ns}", i) for i in range(count - clusterwide))
+    return found
+
+
 def build_objects(n_pods: int, n_ns: int, n_pol: int, seed: int = 7) -> list[KubeObject]:
     rnd = random.Random(seed)
     objects: list[KubeObject] = []
@@ -102,6 +151,9 @@ def random_pairs(state: ClusterState, count: int, rnd: random.Random) -> list[Qu
         dst: Subject = PodSubject(rnd.choice(pods))
         if i % 10 == 0:
             dst = ExternalSubject(f"203.0.113.{rnd.randrange(256)}")
+        if i % 20 == 1:
+            pairs.append((src, dst, 8, "ICMP"))
+            continue
         pairs.append((src, dst, rnd.choice((8080, 9090, 5432, 443)), "TCP"))
     return pairs
 
@@ -191,12 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pods", type=int, default=10_000)
     parser.add_argument("--namespaces", type=int, default=2_000)
     parser.add_argument("--policies", type=int, default=5_000)
+    parser.add_argument("--cilium", type=int, default=2_000)
     args = parser.parse_args(argv)
     rnd = random.Random(1)
     tracemalloc.start()
-    objects = build_objects(args.pods, args.namespaces, args.policies)
+    objects = build_objects(args.pods, args.namespaces, args.policies) + cilium_objects(args.cilium,
+                                                                                       args.namespaces)
     objects_mem = tracemalloc.get_traced_memory()[0]
-    print(f"inventory: {args.pods} pods, {args.namespaces} namespaces, {args.policies} policies")
+    print(f"inventory: {args.pods} pods, {args.namespaces} namespaces, {args.policies} NetworkPolicies, "
+          f"{args.cilium} Cilium policies")
     print(f"{'model objects memory (tracemalloc)':<48} {objects_mem / 2**20:10.1f} MiB")
     tracemalloc.stop()
     tracemalloc.start()

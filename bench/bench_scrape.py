@@ -21,7 +21,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 
 from auditor.exporter.collector import make_registry
 from auditor.exporter.http import MetricsServer
-from auditor.exporter.snapshot import LagHistogram, MetricsSnapshot
+from auditor.exporter.snapshot import POLICY_KINDS, LagHistogram, MetricsSnapshot
 
 
 def snapshot_with(series: int) -> MetricsSnapshot:
@@ -35,7 +35,8 @@ def snapshot_with(series: int) -> MetricsSnapshot:
     directions = ("ingress", "egress")
     return MetricsSnapshot(
         policy_drops={(ns, wl, "ingress", i % 7 == 0): i for i, (ns, wl) in enumerate(workloads)},
-        policy_verdicts={(ns, f"pol-{i:05d}", "egress", "dropped"): i for i, (ns, _) in enumerate(workloads)},
+        policy_verdicts={(ns, f"pol-{i:05d}", "egress", "dropped", POLICY_KINDS[i % 3]): i
+                         for i, (ns, _) in enumerate(workloads)},
         dns_denials={(ns, wl): i for i, (ns, wl) in enumerate(workloads)},
         health_check_drops={(ns, wl, 8080): i for i, (ns, wl) in enumerate(workloads)},
         open_findings={("unexpected-drop", "high", f"ns-{i:05d}"): 1 for i in range(per_metric)},

@@ -1,6 +1,9 @@
 """A small Kubernetes-API-shaped HTTP server on loopback, for testing the real `kubernetes` client.
 
-Serves cluster-wide list and watch for namespaces, pods, nodes and networkpolicies:
+Serves cluster-wide list and watch for namespaces, pods, nodes, networkpolicies and Cilium's
+ciliumnetworkpolicies, ciliumclusterwidenetworkpolicies and ciliumcidrgroups (at v2 and v2alpha1,
+one store, as a CRD serving two versions does); `unserve(path)` answers 404 there, as a cluster
+without the CRD does:
 lists return `{kind}List` JSON with a resourceVersion; `?watch=true` streams one JSON event per
 chunk (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR) from the requested resourceVersion.  Tests
 script it: write objects (delivered or lost), push bookmarks, expire watches with 410, drop
@@ -33,7 +36,26 @@ PATHS = {
         "networking.k8s.io/v1",
     ),
 }
-RESOURCES = tuple(resource for resource, _, _ in PATHS.values())
+CILIUM_PATHS = {
+    "/apis/cilium.io/v2/ciliumnetworkpolicies": (
+        "ciliumnetworkpolicies",
+        "CiliumNetworkPolicyList",
+        "cilium.io/v2",
+    ),
+    "/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies": (
+        "ciliumclusterwidenetworkpolicies",
+        "CiliumClusterwideNetworkPolicyList",
+        "cilium.io/v2",
+    ),
+    "/apis/cilium.io/v2/ciliumcidrgroups": ("ciliumcidrgroups", "CiliumCIDRGroupList", "cilium.io/v2"),
+    "/apis/cilium.io/v2alpha1/ciliumcidrgroups": (
+        "ciliumcidrgroups",
+        "CiliumCIDRGroupList",
+        "cilium.io/v2alpha1",
+    ),
+}
+PATHS.update(CILIUM_PATHS)
+RESOURCES = tuple(dict.fromkeys(resource for resource, _, _ in PATHS.values()))
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,7 @@ class Request:
     resource: str
     watch: bool
     resource_version: str
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,8 +90,9 @@ def _key(obj: dict[str, Any]) -> str:
 class KubeAPI:
     """The server's state and the test's handle on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, unserved: tuple[str, ...] = ()) -> None:
         self._cond = threading.Condition()
+        self._unserved = set(unserved)
         self._rv = 100
         self._store: dict[str, dict[str, dict[str, Any]]] = {r: {} for r in RESOURCES}
         self._events: dict[str, list[_Event]] = {r: [] for r in RESOURCES}
@@ -175,6 +199,16 @@ class KubeAPI:
         event = self._holds.setdefault(resource, threading.Event())
         event.clear()
         return event
+
+    def unserve(self, *paths: str) -> None:
+        """Answer 404 on these paths (list and watch), as for a CRD that is not installed."""
+        with self._cond:
+            self._unserved.update(paths)
+
+    def serve(self, *paths: str) -> None:
+        """Serve these paths again (the CRD was installed)."""
+        with self._cond:
+            self._unserved.difference_update(paths)
 
     def wait_for_watch(self, resource: str, *, count: int = 1, timeout: float = 5.0) -> bool:
         """Wait until `count` watches of `resource` are connected."""
@@ -293,6 +327,13 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.api
         parts = urlsplit(self.path)
         route = PATHS.get(parts.path)
+        with api._cond:
+            unserved = parts.path in api._unserved
+        if unserved and route is not None:
+            with api._cond:
+                api.requests.append(Request(route[0], "watch=true" in parts.query, "", parts.path))
+            self._send_not_found()
+            return
         if route is None:
             self._send_json(404, _status(404, "NotFound"))
             return
@@ -301,7 +342,7 @@ class _Handler(BaseHTTPRequestHandler):
         watch = query.get("watch", "").lower() in ("true", "1")
         since = query.get("resourceVersion", "")
         with api._cond:
-            api.requests.append(Request(resource, watch, since))
+            api.requests.append(Request(resource, watch, since, parts.path))
         fault = api._take_fault(resource, watch)
         if fault is not None:
             self._send_json(fault.status, _status(fault.status, "InjectedFault"))
@@ -309,6 +350,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(api._watch_events(resource, int(since or 0)))
         else:
             self._send_json(200, api._list_body(resource, list_kind, api_version, query))
+
+    def _send_not_found(self) -> None:
+        """What kube-apiserver answers for a group/version/resource nobody serves: plain text, no Status."""
+        data = b"404 page not found\n"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _send_json(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()

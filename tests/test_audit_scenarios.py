@@ -45,7 +45,7 @@ class TestRuntimeScenarios:
         """unexpected-allow: high severity, and the CiliumNetworkPolicy Hubble named is called out."""
         [finding] = of(FindingKind.UNEXPECTED_ALLOW, audit("unexpected-allow"))
         assert finding.severity is Severity.HIGH
-        assert finding.detail("not-modelled") == "CiliumNetworkPolicy shop/legacy-open@3"
+        assert finding.detail("not-in-inventory") == "CiliumNetworkPolicy shop/legacy-open@3"
 
     def test_dns_denied_recovers_query_names(self) -> None:
         """dns-denied: drops to 53, an L7 DNS drop and a proxy REFUSED, with the names they asked for."""

@@ -1,18 +1,21 @@
-"""auditor's RBAC is read-only: get/list/watch on namespaces, pods, nodes and networkpolicies."""
+"""auditor's RBAC is read-only: get/list/watch on namespaces, pods, nodes, networkpolicies and Cilium's CRDs."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
+from auditor.kube.client import DEFAULT_RESOURCES, RESOURCES
 from tests.deploy_support import BASE, NAMESPACE, OVERLAYS, Doc, by_kind, one, render, source_documents
 
 ALLOWED_VERBS = {"get", "list", "watch"}
-ALLOWED = {("", "namespaces"), ("", "pods"), ("", "nodes"), ("networking.k8s.io", "networkpolicies")}
+CILIUM = {("cilium.io", "ciliumnetworkpolicies"), ("cilium.io", "ciliumclusterwidenetworkpolicies"),
+          ("cilium.io", "ciliumcidrgroups")}
+ALLOWED = {("", "namespaces"), ("", "pods"), ("", "nodes"), ("networking.k8s.io", "networkpolicies"), *CILIUM}
 
 
 def rbac_violations(role: Doc) -> list[str]:
-    """Every way a ClusterRole exceeds read-only access to the four resources."""
+    """Every way a ClusterRole exceeds read-only access to the seven resources."""
     problems = []
     for index, rule in enumerate(role.get("rules", [])):
         where = f"rule {index}"
@@ -31,12 +34,12 @@ def rbac_violations(role: Doc) -> list[str]:
 
 class TestClusterRole:
     def test_base_clusterrole_is_read_only(self) -> None:
-        """The shipped ClusterRole grants only get/list/watch on the four resources."""
+        """The shipped ClusterRole grants only get/list/watch on the seven resources."""
         role = yaml.safe_load((BASE / "clusterrole.yaml").read_text())
         assert rbac_violations(role) == []
 
-    def test_base_clusterrole_covers_all_four(self) -> None:
-        """The ClusterRole grants get, list and watch on each of the four resources."""
+    def test_base_clusterrole_covers_all_seven(self) -> None:
+        """The ClusterRole grants get, list and watch on each of the seven resources."""
         role = yaml.safe_load((BASE / "clusterrole.yaml").read_text())
         granted = {
             (group, resource, verb)
@@ -54,9 +57,13 @@ class TestClusterRole:
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
             {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
             {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get"]},
+            {"apiGroups": ["cilium.io"], "resources": ["ciliumendpoints"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["ciliumnetworkpolicies"], "verbs": ["get"]},
+            {"apiGroups": ["cilium.io"], "resources": ["ciliumnetworkpolicies"], "verbs": ["update"]},
             {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
         ],
-        ids=["create", "secrets", "wildcard", "subresource", "non-resource"],
+        ids=["create", "secrets", "wildcard", "subresource", "cilium-endpoints", "cilium-wrong-group",
+             "cilium-update", "non-resource"],
     )
     def test_check_rejects_broader_rules(self, rule: Doc) -> None:
         """The check fails on an extra verb, resource, wildcard, subresource or URL."""
@@ -94,3 +101,13 @@ class TestBinding:
         docs = render(overlay)
         workloads = [d for d in docs if d["kind"] in {"Deployment", "DaemonSet"}]
         assert [w["spec"]["template"]["spec"]["serviceAccountName"] for w in workloads] == ["auditor"]
+
+
+class TestCiliumAccess:
+    def test_every_watched_resource_is_granted(self) -> None:
+        """Each resource the live inventory lists by default has get/list/watch in its API group."""
+        role = yaml.safe_load((BASE / "clusterrole.yaml").read_text())
+        granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+                   if set(rule["verbs"]) == ALLOWED_VERBS}
+        wanted = {(RESOURCES[name].api_version.rpartition("/")[0], name) for name in DEFAULT_RESOURCES}
+        assert wanted == granted

@@ -17,7 +17,7 @@ from auditor.exporter.snapshot import (
     policy_attribution,
     primary_policy,
 )
-from auditor.model.decision import PolicyId, RuleMatch, SideDecision
+from auditor.model.decision import CCNP_KIND, CNP_KIND, Enforcement, PolicyId, RuleMatch, SideDecision
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -47,6 +47,26 @@ class TestMetricValues:
         samples = scrape(lambda: snapshot)
         labels = (("direction", "ingress"), ("expected", "false"), ("namespace", "shop"), ("workload", "api"))
         assert samples[("auditor_policy_drops_total", labels)] == 3
+
+    def test_policy_verdicts_carry_the_policy_kind(self) -> None:
+        """A NetworkPolicy and a CiliumNetworkPolicy of one namespace and name are two series."""
+        snapshot = MetricsSnapshot(policy_verdicts={
+            ("shop", "api", "ingress", "allowed", "NetworkPolicy"): 3,
+            ("shop", "api", "ingress", "allowed", "CiliumNetworkPolicy"): 2,
+        })
+        found = series(scrape(lambda: snapshot), "auditor_policy_verdicts_total")
+        base = (("action", "allowed"), ("direction", "ingress"), ("namespace", "shop"), ("policy", "api"))
+        assert found == {(*base, ("policy_kind", "NetworkPolicy")): 3,
+                         (*base, ("policy_kind", "CiliumNetworkPolicy")): 2}
+
+    def test_policy_verdicts_overflow_sets_policy_kind_too(self) -> None:
+        """Past the cap the overflow series has policy_kind="__overflow__" like its other labels."""
+        snapshot = MetricsSnapshot(policy_verdicts={
+            ("", f"ccnp-{i}", "egress", "dropped", "CiliumClusterwideNetworkPolicy"): 1 for i in range(5)})
+        found = series(scrape(lambda: snapshot, max_series_per_metric=3), "auditor_policy_verdicts_total")
+        labels = ("action", "direction", "namespace", "policy", "policy_kind")
+        overflow = tuple((label, OVERFLOW) for label in labels)
+        assert (len(found), found[overflow]) == (3, 3)
 
     def test_health_check_port_is_a_label(self) -> None:
         """The probe port becomes the port label."""
@@ -250,6 +270,27 @@ class TestPolicyAttribution:
     def test_unisolated_side_is_not_attributed(self) -> None:
         """A side no policy selects has no policy verdict."""
         assert policy_attribution(SideDecision(allowed=True, isolated=False)) is None
+
+    def test_attribution_names_the_policy_kind(self) -> None:
+        """The attribution of a CiliumNetworkPolicy's allow carries its kind."""
+        match = RuleMatch(PolicyId("shop", "web", kind=CNP_KIND), 0, section="ingress")
+        side = SideDecision(allowed=True, isolated=True, allowed_by=(match,))
+        attribution = policy_attribution(side)
+        assert attribution == PolicyAttribution("shop", "web", "allowed", policy_kind=CNP_KIND)
+
+    def test_deny_rule_wins_over_isolating_policies(self) -> None:
+        """A drop by a Cilium deny rule goes to the deny rule's policy, not to an isolating one."""
+        side = SideDecision(
+            allowed=False, isolated=True, isolated_by=(PolicyId("a", "default-deny"),),
+            denied_by=(RuleMatch(PolicyId("", "block", kind=CCNP_KIND), 0, section="ingressDeny"),),
+        )
+        assert policy_attribution(side) == PolicyAttribution("", "block", "dropped", policy_kind=CCNP_KIND)
+
+    def test_unenforced_side_is_not_attributed(self) -> None:
+        """With policy enforcement off (never) no policy decided the side."""
+        side = SideDecision(allowed=True, isolated=True, enforcement=Enforcement.NOT_ENFORCED,
+                            allowed_by=(RuleMatch(PolicyId("shop", "web"), 0),))
+        assert policy_attribution(side) is None
 
     def test_primary_policy_of_nothing_is_none(self) -> None:
         """No policies, no primary policy."""

@@ -85,7 +85,8 @@ class TestPolicyDrop:
         """A drop isolated by two policies counts once, under the smallest namespace/name."""
         c = correlator(WEB, API, WORKER, API_FROM_WEB, DENY_ALL_INGRESS)
         c.process(drop(ep(WORKER), ep(API, 8080)))
-        assert dict(c.stats.policy_verdicts) == {("shop", "api-from-web", "ingress", "dropped"): 1}
+        expected = {("shop", "api-from-web", "ingress", "dropped", "NetworkPolicy"): 1}
+        assert dict(c.stats.policy_verdicts) == expected
 
 
 class TestUnexpected:
@@ -104,14 +105,14 @@ class TestUnexpected:
         gaps = [f for f in found if f.kind is FindingKind.UNEXPECTED_ALLOW]
         assert [f.severity for f in gaps] == [Severity.HIGH]
 
-    def test_unexpected_allow_names_a_cilium_policy_it_does_not_model(self) -> None:
-        """When Cilium names a CiliumNetworkPolicy as the allower, the finding says it is not modelled."""
+    def test_unexpected_allow_names_a_cilium_policy_the_inventory_lacks(self) -> None:
+        """When Cilium names a CiliumNetworkPolicy the inventory does not hold, the finding says so."""
         c = correlator(WEB, API, WORKER, API_FROM_WEB)
         forwarded = replace(flow(ep(WORKER), ep(API, 8080), event=EventType.POLICY_VERDICT),
                             ingress_allowed_by=(PolicyRef("extra", "shop", "CiliumNetworkPolicy"),))
         finding = next(f for f in c.process(forwarded) if f.kind is FindingKind.UNEXPECTED_ALLOW)
-        assert finding.detail("not-modelled") == "CiliumNetworkPolicy shop/extra"
-        assert "does not model" in finding.message
+        assert finding.detail("not-in-inventory") == "CiliumNetworkPolicy shop/extra"
+        assert "the inventory does not hold" in finding.message
 
     def test_allowed_flow_the_model_allows_yields_nothing(self) -> None:
         """An admitted flow to an isolated pod produces no finding."""

@@ -8,6 +8,7 @@ import pytest
 
 from auditor.errors import ManifestError
 from auditor.kube.convert import is_supported, object_from_dict
+from auditor.kube.export import object_to_dict
 from auditor.model.k8s import (
     ContainerPort,
     IPBlock,
@@ -312,3 +313,27 @@ class TestConversionErrors:
         assert is_supported({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"})
         with pytest.raises(ManifestError, match="unsupported object kind 'apps/v1/Deployment'"):
             object_from_dict(deployment)
+
+
+class TestPodServiceAccount:
+    def test_service_account_name(self) -> None:
+        """spec.serviceAccountName becomes Pod.service_account."""
+        pod = object_from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "s"},
+                                "spec": {"serviceAccountName": "api", "serviceAccount": "old"}})
+        assert isinstance(pod, Pod)
+        assert pod.service_account == "api"
+
+    def test_deprecated_service_account_is_the_fallback(self) -> None:
+        """Without serviceAccountName the deprecated spec.serviceAccount is read; neither leaves ""."""
+        old = object_from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
+                                "spec": {"serviceAccount": "legacy"}})
+        bare = object_from_dict({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "b"}})
+        assert isinstance(old, Pod)
+        assert isinstance(bare, Pod)
+        assert (old.service_account, bare.service_account) == ("legacy", "")
+
+    def test_service_account_round_trips(self) -> None:
+        """The exported pod carries serviceAccountName and converts back equal."""
+        pod = Pod("shop", "api-1", service_account="api")
+        assert object_to_dict(pod)["spec"]["serviceAccountName"] == "api"
+        assert object_from_dict(object_to_dict(pod)) == pod

@@ -11,12 +11,23 @@ from hypothesis import strategies as st
 from auditor.kube.convert import object_from_dict
 from auditor.kube.export import object_to_dict
 from auditor.kube.manifests import load_manifests
+from auditor.model.cilium import (
+    CIDRPeer,
+    CiliumCIDRGroup,
+    CiliumKind,
+    CiliumNetworkPolicy,
+    CiliumPolicySpec,
+    CiliumPort,
+    CiliumRule,
+    FQDNPeer,
+    ICMPType,
+    PortRule,
+    ServicePeer,
+)
 from auditor.model.k8s import (
     ContainerPort,
     IPBlock,
     KubeObject,
-    LabelSelector,
-    LabelSelectorRequirement,
     NetworkPolicy,
     Peer,
     Pod,
@@ -27,6 +38,7 @@ from auditor.model.k8s import (
     Rule,
     WorkloadRef,
 )
+from auditor.model.labels import LabelSelector, LabelSelectorRequirement
 
 SHOP = Path(__file__).parent / "fixtures" / "manifests" / "shop"
 SHOP_OBJECTS = load_manifests([str(SHOP)])
@@ -123,3 +135,115 @@ class TestRoundTripProperty:
     def test_any_policy_round_trips(self, policy: NetworkPolicy) -> None:
         """Every NetworkPolicy shape survives export and conversion unchanged."""
         assert object_from_dict(object_to_dict(policy)) == policy
+
+
+CILIUM = Path(__file__).parent / "fixtures" / "manifests" / "cilium"
+CILIUM_OBJECTS = load_manifests([str(CILIUM)])
+CILIUM_EDGE_CASES: list[KubeObject] = [
+    CiliumNetworkPolicy(CiliumKind.CNP, "no-spec", "shop", has_spec=False),
+    CiliumNetworkPolicy(CiliumKind.CCNP, "host",
+                        specs=(CiliumPolicySpec(node_selector=LabelSelector(), ingress=()),)),
+    CiliumNetworkPolicy(CiliumKind.CNP, "l7", "shop", specs=(CiliumPolicySpec(
+        endpoint_selector=LabelSelector(),
+        egress=(CiliumRule(to_ports=(PortRule(l7=("http", "dns", "kafka", "l7proto")),)),),
+    ),)),
+    CiliumCIDRGroup("empty"),
+    Pod("shop", "sa", service_account="api"),
+]
+
+cilium_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-:.", min_size=1, max_size=12)
+cilium_selectors = st.builds(
+    LabelSelector,
+    match_labels=st.dictionaries(cilium_names, names | st.just(""), max_size=2),
+    match_expressions=selectors.map(lambda s: s.match_expressions),
+)
+optional = st.none().__or__
+cidr_peers = st.builds(
+    CIDRPeer, cidr=st.just("") | st.just("10.0.0.0/8"), except_=st.lists(names, max_size=1).map(tuple),
+    group_ref=st.just("") | names, group_selector=st.none() | cilium_selectors,
+)
+service_peers = st.builds(ServicePeer, name=st.just("") | names, namespace=st.just("") | names,
+                          selector=st.none() | cilium_selectors)
+port_rules = st.builds(
+    PortRule,
+    ports=st.lists(st.builds(CiliumPort, port=st.just("") | st.integers(0, 65535).map(str) | names,
+                             end_port=st.integers(0, 65535),
+                             protocol=st.sampled_from(["TCP", "UDP", "SCTP", "ANY"])),
+                   max_size=2).map(tuple),
+    l7=st.sets(st.sampled_from(["http", "dns", "kafka", "l7proto"])).map(
+        lambda kinds: tuple(k for k in ("http", "dns", "kafka", "l7proto") if k in kinds)),
+    server_names=st.lists(names, max_size=2).map(tuple),
+)
+
+
+icmp_types = st.builds(ICMPType, type=st.integers(0, 255) | names, family=st.sampled_from(["IPv4", "IPv6"]))
+
+
+def cilium_rules(ingress: bool) -> st.SearchStrategy[CiliumRule]:
+    """Rules of one direction: ingress rules have no toServices or toFQDNs (no such from* fields)."""
+    many = st.lists(cilium_selectors, max_size=2).map(tuple)
+    return st.builds(
+        CiliumRule,
+        endpoints=optional(many), requires=many, entities=optional(st.lists(names, max_size=2).map(tuple)),
+        cidrs=optional(st.lists(st.just("192.0.2.0/24"), max_size=1).map(tuple)),
+        cidr_sets=optional(st.lists(cidr_peers, max_size=2).map(tuple)),
+        services=st.none() if ingress else optional(st.lists(service_peers, max_size=2).map(tuple)),
+        fqdns=st.none() if ingress else optional(st.lists(
+            st.builds(FQDNPeer, match_name=st.just("") | names, match_pattern=st.just("") | names), max_size=2
+        ).map(tuple)),
+        nodes=optional(many), groups=st.integers(0, 2), to_ports=st.lists(port_rules, max_size=2).map(tuple),
+        icmps=st.lists(icmp_types, max_size=2).map(tuple),
+    )
+
+
+def sections(ingress: bool) -> st.SearchStrategy[tuple[CiliumRule, ...] | None]:
+    return optional(st.lists(cilium_rules(ingress), max_size=2).map(tuple))
+
+
+cilium_specs = st.builds(
+    CiliumPolicySpec,
+    endpoint_selector=optional(cilium_selectors), node_selector=optional(cilium_selectors),
+    ingress=sections(True), ingress_deny=sections(True), egress=sections(False), egress_deny=sections(False),
+    enable_default_deny_ingress=optional(st.booleans()), enable_default_deny_egress=optional(st.booleans()),
+    description=st.just("") | names,
+)
+
+
+@st.composite
+def cilium_policies(draw: st.DrawFn) -> CiliumNetworkPolicy:
+    kind = draw(st.sampled_from(list(CiliumKind)))
+    has_spec = draw(st.booleans())
+    specs = tuple(draw(st.lists(cilium_specs, min_size=1 if has_spec else 0, max_size=3)))
+    return CiliumNetworkPolicy(
+        kind=kind, name=draw(names), namespace=draw(names) if kind is CiliumKind.CNP else "", specs=specs,
+        has_spec=has_spec, uid=draw(names), resource_version=draw(st.integers(1, 10**6).map(str)),
+        generation=draw(st.integers(0, 100)), labels=draw(label_maps),
+    )
+
+
+class TestCiliumRoundTrip:
+    @pytest.mark.parametrize("obj", CILIUM_OBJECTS + CILIUM_EDGE_CASES,
+                             ids=lambda o: f"{type(o).__name__}:{o.name}")
+    def test_export_then_convert_gives_the_same_object(self, obj: KubeObject) -> None:
+        """object_from_dict(object_to_dict(o)) == o for Cilium fixtures and edge shapes."""
+        assert object_from_dict(object_to_dict(obj)) == obj
+
+    @settings(max_examples=200, deadline=None)
+    @given(cilium_policies())
+    def test_any_cilium_policy_round_trips(self, policy: CiliumNetworkPolicy) -> None:
+        """Every CNP/CCNP shape the converter can produce survives export and conversion unchanged."""
+        assert object_from_dict(object_to_dict(policy)) == policy
+
+    @settings(max_examples=50, deadline=None)
+    @given(st.builds(CiliumCIDRGroup, name=names, cidrs=st.lists(names, max_size=3).map(tuple),
+                     labels=label_maps, uid=names, resource_version=names))
+    def test_any_cidr_group_round_trips(self, group: CiliumCIDRGroup) -> None:
+        """CiliumCIDRGroups survive export and conversion unchanged."""
+        assert object_from_dict(object_to_dict(group)) == group
+
+    def test_exported_l7_rules_are_fresh_values(self) -> None:
+        """Mutating one exported manifest does not change the next export."""
+        policy = CILIUM_EDGE_CASES[2]
+        assert isinstance(policy, CiliumNetworkPolicy)
+        object_to_dict(policy)["spec"]["egress"][0]["toPorts"][0]["rules"]["http"].append({"path": "/x"})
+        assert object_to_dict(policy)["spec"]["egress"][0]["toPorts"][0]["rules"]["http"] == [{}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from auditor.model.cilium import CiliumKind, CiliumNetworkPolicy, CiliumPolicySpec, CiliumRule
 from auditor.model.findings import FindingKind, Severity
 from auditor.model.k8s import LabelSelector, Namespace, NetworkPolicy, PolicyDirection, PolicyPort, Rule
 from auditor.report.data import ReportData
@@ -105,9 +106,34 @@ class TestEvidence:
 
     def test_policy_hits_without_posture_come_from_counters(self) -> None:
         """Without a cluster state the per-policy hits still list every policy the counters name."""
-        data = report([], None, policy_hits={("shop", "default-deny"): (5, 2)})
+        data = report([], None, policy_hits={("shop", "default-deny", "NetworkPolicy"): (5, 2)})
         hits = [(h.policy, h.allowed, h.dropped) for h in data.evidence.policy_hits]
         assert hits == [("shop/default-deny", 5, 2)]
+
+    def test_cilium_policy_hits_are_named_with_their_kind(self) -> None:
+        """Cilium's kinds are named `CiliumNetworkPolicy ns/name`, `CiliumClusterwideNetworkPolicy name`."""
+        data = report([], None, policy_hits={("shop", "default-deny", "CiliumNetworkPolicy"): (1, 0),
+                                             ("", "dns-only", "CiliumClusterwideNetworkPolicy"): (0, 3)})
+        hits = [(h.policy, h.allowed, h.dropped) for h in data.evidence.policy_hits]
+        assert hits == [("CiliumClusterwideNetworkPolicy dns-only", 0, 3),
+                        ("CiliumNetworkPolicy shop/default-deny", 1, 0)]
+
+    def test_posture_hits_keep_kinds_apart(self) -> None:
+        """With a posture, a CNP's hits under a NetworkPolicy's namespace and name do not add to it."""
+        data = report([], shop_state(), policy_hits={("shop", "default-deny", "NetworkPolicy"): (5, 2),
+                                                     ("shop", "default-deny", "CiliumNetworkPolicy"): (1, 0)})
+        hits = [(h.policy, h.allowed, h.dropped) for h in data.evidence.policy_hits]
+        assert hits == [("shop/default-deny", 5, 2)]
+
+    def test_cluster_wide_policy_listed_in_two_namespaces_has_one_hit_row(self) -> None:
+        """A CCNP applying in shop and legacy is one row of the per-policy hits, with its counts once."""
+        ccnp = CiliumNetworkPolicy(CiliumKind.CCNP, "all-pods", specs=(CiliumPolicySpec(
+            endpoint_selector=LabelSelector(), ingress=(CiliumRule(endpoints=(LabelSelector(),)),)),))
+        st = state(Namespace("shop"), Namespace("legacy"), pod("shop", "web-1", "web"),
+                   pod("legacy", "batch-1", "batch"), ccnp)
+        data = report([], st, policy_hits={("", "all-pods", "CiliumClusterwideNetworkPolicy"): (4, 0)})
+        hits = [(h.policy, h.allowed) for h in data.evidence.policy_hits]
+        assert hits == [("CiliumClusterwideNetworkPolicy all-pods", 4)]
 
     def test_unused_policy_needs_known_usage(self) -> None:
         """Without rule usage (store mode) no policy is called unused; with empty usage it is."""

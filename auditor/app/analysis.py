@@ -24,10 +24,11 @@ from typing import Any
 from auditor.exporter.collector import SKIP_REASONS
 from auditor.exporter.snapshot import LagHistogram
 from auditor.findings.aggregate import FindingAggregator, merge
-from auditor.findings.correlate import Correlator, CorrelatorStats
+from auditor.findings.correlate import Correlator, CorrelatorStats, PolicyVerdictKey
 from auditor.findings.static import static_findings
 from auditor.kube.export import object_to_dict
 from auditor.log import LOG_AT, get_logger
+from auditor.model.decision import CCNP_KIND, KNP_KIND, PolicyId
 from auditor.model.events import LostEvents
 from auditor.model.findings import Finding, FindingKey, FindingKind
 from auditor.model.flows import Flow
@@ -79,26 +80,36 @@ def compute_posture(state: ClusterState) -> Posture:
     return Posture(unprotected_pods=dict(unprotected), default_deny=default_deny)
 
 
-def prune_deleted(stats: CorrelatorStats, state: ClusterState, *counters: Counter[Any]) -> int:
+def prune_deleted(stats: CorrelatorStats, state: ClusterState, *counters: Counter[PolicyVerdictKey]) -> int:
     """Forget counter keys of namespaces, workloads and policies `state` no longer has.
 
     Their metric series then disappear at the next scrape (as Prometheus expects of deleted
     objects), and the counters stay bounded by what exists.  `counters` are extra copies keyed
-    like `stats.policy_verdicts` (the flush bookkeeping) pruned the same way.
+    like `stats.policy_verdicts` (the flush bookkeeping) pruned the same way.  Policies are told
+    apart by kind; a CiliumClusterwideNetworkPolicy (namespace "") lives as long as it exists.
     """
     namespaces = {namespace.name for namespace in state.namespaces}
     workloads = {(pod.namespace, pod.workload_name) for pod in state.pods}
-    policies = {(policy.namespace, policy.name) for policy in state.policies}
-    tables: list[tuple[Counter[Any], set[tuple[str, str]]]] = [
-        (stats.policy_verdicts, policies),
-        (stats.policy_drops, workloads),
-        (stats.dns_denials, workloads),
-        (stats.health_check_drops, workloads),
-        *((extra, policies) for extra in counters),
+    policies = {(policy.namespace, policy.name, KNP_KIND) for policy in state.policies}
+    policies |= {(c.pid.namespace, c.pid.name, c.pid.kind) for c in state.cilium_policies}
+
+    def policy_alive(key: PolicyVerdictKey) -> bool:
+        namespace, name, kind = key[0], key[1], key[4]
+        return (namespace in namespaces or kind == CCNP_KIND) and (namespace, name, kind) in policies
+
+    def workload_alive(key: tuple[Any, ...]) -> bool:
+        return key[0] in namespaces and key[:2] in workloads
+
+    tables: list[tuple[Counter[Any], Callable[[Any], bool]]] = [
+        (stats.policy_verdicts, policy_alive),
+        (stats.policy_drops, workload_alive),
+        (stats.dns_denials, workload_alive),
+        (stats.health_check_drops, workload_alive),
+        *((extra, policy_alive) for extra in counters),
     ]
     gone = 0
     for table, alive in tables:
-        for key in [key for key in table if key[0] not in namespaces or key[:2] not in alive]:
+        for key in [key for key in table if not alive(key)]:
             del table[key]
             gone += 1
     return gone
@@ -126,6 +137,10 @@ def _storable(event: LostEvents) -> LostEvents:
 
     return dataclasses.replace(event, count=clamp(event.count), time_ns=clamp(event.time_ns),
                                first_ns=usable(event.first_ns), last_ns=usable(event.last_ns))
+
+
+_Flushed = tuple[Counter[tuple[str, str]], Counter[PolicyVerdictKey]]
+"""The flow and policy-verdict counters as of the last written flush."""
 
 
 class Analyzer:
@@ -164,7 +179,7 @@ class Analyzer:
         self._lost: list[LostEvents] = []
         self._window: tuple[int, int] | None = None
         self._flushed_flows: Counter[tuple[str, str]] = Counter()
-        self._flushed_verdicts: Counter[tuple[str, str, str, str]] = Counter()
+        self._flushed_verdicts: Counter[PolicyVerdictKey] = Counter()
         self._static_revision: int | None = None
         self._policy_changes: list[Change] = []
 
@@ -314,13 +329,14 @@ class Analyzer:
         prune_deleted(self.correlator.stats, state, self._flushed_verdicts)
         return new
 
-    def _counter_rows(self) -> tuple[list[CounterRow], tuple[Counter[tuple[str, str]],
-                                                             Counter[tuple[str, str, str, str]]]]:
+    def _counter_rows(self) -> tuple[list[CounterRow], _Flushed]:
         """Deltas of the correlator's counters since the last flush, in the current hour bucket,
         and the counters to remember as flushed once the rows are written.
 
         Verdict rows carry no policy; policy rows carry the attributed policy and the verdict
-        `ALLOWED`/`DROPPED`, so totals by verdict must be taken over rows without a policy.
+        `ALLOWED`/`DROPPED`, so totals by verdict must be taken over rows without a policy.  The
+        policy column is `PolicyId.ref`: `namespace/name` for a NetworkPolicy (as always),
+        `CiliumNetworkPolicy namespace/name`, `CiliumClusterwideNetworkPolicy name`.
         """
         stats = self.correlator.stats
         hour = (stats.last_ns or self._clock_ns()) // HOUR_NS * HOUR_NS
@@ -329,9 +345,10 @@ class Analyzer:
         for (verdict, direction), count in flows.items():
             rows.append(CounterRow(hour, "", "", verdict, direction, "", count))
         verdicts = stats.policy_verdicts - self._flushed_verdicts
-        for (namespace, policy, direction, action), count in verdicts.items():
+        for (namespace, policy, direction, action, kind), count in verdicts.items():
             verdict = "DROPPED" if action == "dropped" else "ALLOWED"
-            rows.append(CounterRow(hour, namespace, "", verdict, direction, f"{namespace}/{policy}", count))
+            ref = PolicyId(namespace, policy, kind=kind).ref
+            rows.append(CounterRow(hour, namespace, "", verdict, direction, ref, count))
         return rows, (Counter(stats.flows), Counter(stats.policy_verdicts))
 
     def _record_policy_change(self, change: Change) -> None:

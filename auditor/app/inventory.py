@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from auditor.app.audit import build_history
+from auditor.kube.client import DEFAULT_RESOURCES, RESOURCES, resource_of
 from auditor.kube.stats import InventoryStatus, ResourceStatus
 from auditor.kube.watch import InventoryWatcher
-from auditor.model.k8s import Change, KubeObject, Namespace, NetworkPolicy, Node, Pod
+from auditor.model.k8s import Change
 from auditor.policy.history import ClusterHistory
 from auditor.policy.state import ClusterState
-
-RESOURCE_OF: dict[type, str] = {Namespace: "namespaces", Pod: "pods", Node: "nodes",
-                                NetworkPolicy: "networkpolicies"}
 
 
 class LockedHistory:
@@ -85,7 +84,7 @@ class LiveInventory(Inventory):
         self.watcher = make_watcher(self._receive)
 
     def _receive(self, change: Change) -> None:
-        if self.watcher.synced(RESOURCE_OF[type(change.obj)]):
+        if self.watcher.synced(resource_of(change.obj)):
             self.history.apply(change)
         else:
             self.history.apply_initial(change)
@@ -113,24 +112,36 @@ def manifest_inventory(paths: Sequence[str], cluster_events: str | None, window_
     history, _, _ = build_history(list(paths), cluster_events)
     state = history.latest()
     now = time.time_ns()
-    invalid = {"networkpolicies": len(state.invalid)}
+    counts = _counts(state)
+    invalid = _invalid_by_kind(state)
     resources = {
-        name: _fixed_status(name, now, _count(state, name), invalid.get(name, 0))
-        for name in RESOURCE_OF.values()
+        name: _fixed_status(name, now, counts[name], invalid.get(RESOURCES[name].kind, 0))
+        for name in DEFAULT_RESOURCES
     }
     return Inventory(history, InventoryStatus(resources))
 
 
-def _count(state: ClusterState, resource: str) -> int:
-    items: dict[str, Sequence[KubeObject]] = {"namespaces": state.namespaces, "pods": state.pods,
-                                              "nodes": state.nodes, "networkpolicies": state.policies}
-    return len(items[resource])
+def _counts(state: ClusterState) -> dict[str, int]:
+    """Valid objects per resource (invalid policies are not in the state)."""
+    counts = {"namespaces": len(state.namespaces), "pods": len(state.pods), "nodes": len(state.nodes),
+              "networkpolicies": len(state.policies), "ciliumcidrgroups": len(state.cilium.groups),
+              "ciliumnetworkpolicies": 0, "ciliumclusterwidenetworkpolicies": 0}
+    for compiled in state.cilium_policies:
+        counts[resource_of(compiled.policy)] += 1
+    return counts
+
+
+def _invalid_by_kind(state: ClusterState) -> dict[str, int]:
+    """Invalid objects (not errors: one object may have several) per kind, from each error's `Kind name` ref."""
+    refs = {error.ref for error in state.invalid}
+    return dict(Counter(ref.split(" ", 1)[0] for ref in refs))
 
 
 def _fixed_status(resource: str, now_ns: int, objects: int, invalid: int) -> ResourceStatus:
+    kind = RESOURCES[resource].kind
     return ResourceStatus(
         resource=resource, up=True, synced=True, resource_version="", last_sync_time_ns=now_ns, objects=objects,
-        relists=0, errors=0, events={}, invalid_objects={"NetworkPolicy": invalid} if invalid else {},
+        relists=0, errors=0, events={}, invalid_objects={kind: invalid} if invalid else {},
     )
 
 

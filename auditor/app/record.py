@@ -29,12 +29,14 @@ from auditor.hubble.recorder import FlowRecorder, FlowRecording
 from auditor.kube.client import DEFAULT_RESOURCES, ApiClientFactory, api_client_factory
 from auditor.kube.events import write_cluster_event
 from auditor.kube.export import object_to_dict
-from auditor.kube.reflector import object_key
+from auditor.kube.reflector import inventory_key
 from auditor.kube.stats import InventoryStatus
 from auditor.kube.watch import InventoryWatcher
 from auditor.model.k8s import Change, ChangeType, KubeObject
 
-_KIND_ORDER = {"Namespace": 0, "Node": 1, "Pod": 2, "NetworkPolicy": 3}
+_RESOURCE_ORDER = {resource: order for order, resource in enumerate(
+    ("namespaces", "nodes", "pods", "networkpolicies", "ciliumcidrgroups", "ciliumclusterwidenetworkpolicies",
+     "ciliumnetworkpolicies"))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,7 @@ class Recording:
                 self._events.flush()
                 self.changes += 1
                 return
-            key = (type(change.obj).__name__, object_key(change.obj))
+            key = inventory_key(change.obj)
             if change.type is ChangeType.DELETED:
                 self._state.pop(key, None)
             else:
@@ -92,7 +94,8 @@ class Recording:
         """Switch to writing events; return the snapshot state, sorted by kind and name."""
         with self._lock:
             self._live = True
-            return [self._state[k] for k in sorted(self._state, key=lambda k: (_KIND_ORDER.get(k[0], 9), k[1]))]
+            order = sorted(self._state, key=lambda k: (_RESOURCE_ORDER.get(k[0], 9), k[1]))
+            return [self._state[k] for k in order]
 
 
 def write_snapshot(path: str, objects: list[KubeObject]) -> None:

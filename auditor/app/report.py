@@ -21,15 +21,18 @@ from auditor.findings.correlate import Correlator, CorrelatorStats
 from auditor.findings.static import static_findings
 from auditor.hubble.files import FileFlowSource
 from auditor.kube.manifests import load_manifests
+from auditor.model.cilium import CiliumNetworkPolicy
+from auditor.model.decision import CCNP_KIND, KNP_KIND
 from auditor.model.events import LostEvents
 from auditor.model.findings import Finding, Severity
 from auditor.model.flows import Flow
 from auditor.model.k8s import NetworkPolicy
 from auditor.policy.engine import PolicyEngine
 from auditor.policy.history import ClusterHistory
-from auditor.policy.state import ClusterState, policy_id
+from auditor.policy.state import ClusterState
 from auditor.report.build import ReportInputs, build_report
 from auditor.report.data import Completeness, GapInfo, PolicyChange, ReportData
+from auditor.report.posture import PolicyHits
 from auditor.report.render import render
 from auditor.report.usage import RuleUsageRecorder
 from auditor.store import open_store
@@ -172,23 +175,29 @@ def _lost_gap(event: LostEvents) -> GapInfo:
     return GapInfo(*event.span_ns, event.gap_reason, event.count)
 
 
-def _hits(stats: CorrelatorStats) -> dict[tuple[str, str], tuple[int, int]]:
-    """Per policy (allowed, dropped), summed over directions, from the correlator's primary attribution."""
-    hits: dict[tuple[str, str], tuple[int, int]] = {}
-    for (namespace, name, _direction, action), count in stats.policy_verdicts.items():
-        allowed, dropped = hits.get((namespace, name), (0, 0))
-        is_allowed = action == "allowed"
-        hits[(namespace, name)] = (allowed + count, dropped) if is_allowed else (allowed, dropped + count)
+def _hits(stats: CorrelatorStats) -> PolicyHits:
+    """Per policy (namespace, name, kind): (allowed, dropped), summed over directions, from the
+    correlator's primary attribution."""
+    hits: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for (namespace, name, _direction, action, kind), count in stats.policy_verdicts.items():
+        _add_hit(hits, (namespace, name, kind), count, dropped=action == "dropped")
     return hits
 
 
+def _add_hit(hits: dict[tuple[str, str, str], tuple[int, int]], key: tuple[str, str, str], count: int,
+             *, dropped: bool) -> None:
+    allowed, was_dropped = hits.get(key, (0, 0))
+    hits[key] = (allowed, was_dropped + count) if dropped else (allowed + count, was_dropped)
+
+
 def _history_changes(history: ClusterHistory, window: tuple[int, int]) -> list[PolicyChange]:
+    """Policy changes of every kind in the window (PolicyChange does not carry the kind yet)."""
     changes = []
     for change in history.changes_between(window[0], window[1], policies_only=True):
         policy = change.obj
-        assert isinstance(policy, NetworkPolicy)
-        changes.append(PolicyChange(change.time_ns, change.type.value, policy.namespace, policy.name,
-                                    policy_id(policy).revision))
+        assert isinstance(policy, NetworkPolicy | CiliumNetworkPolicy)
+        revision = policy.resource_version or (str(policy.generation) if policy.generation else "")
+        changes.append(PolicyChange(change.time_ns, change.type.value, policy.namespace, policy.name, revision))
     return changes
 
 
@@ -253,18 +262,25 @@ def _store_verdicts(rows: Sequence[CounterRow]) -> dict[str, int]:
     return dict(verdicts)
 
 
-def _store_hits(rows: Sequence[CounterRow]) -> dict[tuple[str, str], tuple[int, int]]:
-    """Per-policy (allowed, dropped); the policy column is `namespace/name[@revision]` or a bare name."""
-    hits: dict[tuple[str, str], tuple[int, int]] = {}
+def _store_hits(rows: Sequence[CounterRow]) -> PolicyHits:
+    """Per-policy (allowed, dropped) from the daemon's policy rows (`_policy_key` reads the column)."""
+    hits: dict[tuple[str, str, str], tuple[int, int]] = {}
     for row in rows:
-        if not row.policy:
-            continue
-        ns, _, rest = row.policy.rpartition("/")
-        key = (ns or row.namespace, rest.split("@", 1)[0])
-        allowed, dropped = hits.get(key, (0, 0))
-        dropped_now = row.verdict == "DROPPED"
-        hits[key] = (allowed, dropped + row.count) if dropped_now else (allowed + row.count, dropped)
+        if row.policy:
+            _add_hit(hits, _policy_key(row.policy, row.namespace), row.count, dropped=row.verdict == "DROPPED")
     return hits
+
+
+def _policy_key(column: str, row_namespace: str) -> tuple[str, str, str]:
+    """(namespace, name, kind) of a counter row's policy column, which is `PolicyId.ref`
+    (`ns/name`, `CiliumNetworkPolicy ns/name`, `CiliumClusterwideNetworkPolicy name`), possibly with
+    `@revision`; a bare NetworkPolicy name takes the row's namespace."""
+    kind, _, ref = column.rpartition(" ")
+    ns, _, rest = ref.rpartition("/")
+    name = rest.split("@", 1)[0]
+    if kind == CCNP_KIND:
+        return "", name, kind
+    return ns or row_namespace, name, kind or KNP_KIND
 
 
 def posture(options: ReportOptions) -> tuple[ClusterState | None, str]:

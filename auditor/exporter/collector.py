@@ -85,7 +85,7 @@ LABELLED_METRICS: tuple[LabelledMetric, ...] = (
     LabelledMetric(
         "auditor_policy_verdicts_total", "counter",
         "Side decisions attributed to their primary policy (one count per decision; docs/metrics.md).",
-        ("namespace", "policy", "direction", "action"), "policy_verdicts",
+        ("namespace", "policy", "direction", "action", "policy_kind"), "policy_verdicts",
     ),
     LabelledMetric(
         "auditor_policy_drops_total", "counter",

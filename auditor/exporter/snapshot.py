@@ -8,7 +8,7 @@ since process start; gauges are the current value.  A key that is no longer in t
 snapshot (deleted namespace, workload or policy) disappears from `/metrics`.
 
 Label values are the strings Prometheus shows: enum `.value`s (`FORWARDED`, `ingress`,
-`unexpected-drop`, `high`), `namespace`, workload and policy *names* (never pod names,
+`unexpected-drop`, `high`), `namespace`, workload and policy *names*, policy kinds (never pod names,
 IPs or arbitrary ports).  See docs/metrics.md for the meaning of each metric.
 """
 
@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from auditor import __version__
-from auditor.model.decision import PolicyId, SideDecision
+from auditor.model.decision import CCNP_KIND, CNP_KIND, KNP_KIND, Enforcement, PolicyId, SideDecision
 
 LAG_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Upper bounds (seconds) of `auditor_flow_processing_lag_seconds`; +Inf is implicit."""
@@ -41,14 +41,21 @@ class FlowKey(NamedTuple):
     """ingress, egress or unknown."""
 
 
+POLICY_KINDS = (KNP_KIND, CNP_KIND, CCNP_KIND)
+"""Values of the `policy_kind` label: NetworkPolicy, CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy."""
+
+
 class PolicyVerdictKey(NamedTuple):
     namespace: str
+    """The policy's namespace; "" for a CiliumClusterwideNetworkPolicy."""
     policy: str
     """Policy name (its namespace is the `namespace` label)."""
     direction: str
     """ingress or egress: the side the policy decided."""
     action: str
     """allowed or dropped."""
+    policy_kind: str = KNP_KIND
+    """One of POLICY_KINDS: policies of different kinds may share a namespace and name."""
 
 
 class PolicyDropKey(NamedTuple):
@@ -136,9 +143,10 @@ class MetricsSnapshot:
     """auditor_build_info{version}."""
     flows_processed: Mapping[tuple[str, str], int] = field(default_factory=_empty)
     """auditor_flows_processed_total, key FlowKey(verdict, direction)."""
-    policy_verdicts: Mapping[tuple[str, str, str, str], int] = field(default_factory=_empty)
-    """auditor_policy_verdicts_total, key PolicyVerdictKey(namespace, policy, direction, action).
-    One count per attributed side decision under its primary policy (`policy_attribution`)."""
+    policy_verdicts: Mapping[tuple[str, str, str, str, str], int] = field(default_factory=_empty)
+    """auditor_policy_verdicts_total, key PolicyVerdictKey(namespace, policy, direction, action,
+    policy_kind).  One count per attributed side decision under its primary policy
+    (`policy_attribution`)."""
     policy_drops: Mapping[tuple[str, str, str, bool], int] = field(default_factory=_empty)
     """auditor_policy_drops_total, key PolicyDropKey(namespace, workload, direction, expected)."""
     findings_new: Mapping[tuple[str, str, str], int] = field(default_factory=_empty)
@@ -196,24 +204,31 @@ class PolicyAttribution:
     namespace: str
     policy: str
     action: str
+    policy_kind: str = KNP_KIND
 
 
 def primary_policy(policies: Sequence[PolicyId]) -> PolicyId | None:
-    """The deterministic primary policy: smallest (namespace, name); None when there is none."""
-    return min(policies, key=lambda p: (p.namespace, p.name), default=None)
+    """The deterministic primary policy: smallest (namespace, name, kind); None when there is none."""
+    return min(policies, key=lambda p: (p.namespace, p.name, p.kind), default=None)
 
 
 def policy_attribution(side: SideDecision) -> PolicyAttribution | None:
     """Attribute one enforced side decision to exactly one policy, or None when no policy decided.
 
-    Allowed -> primary policy of the admitting rules; denied -> primary isolating policy.
+    Allowed -> primary policy of the admitting rules; denied -> primary policy of the matching deny
+    rules (Cilium's ingressDeny/egressDeny), else the primary isolating policy.  The correlator
+    (`auditor.findings.correlate`) counts `auditor_policy_verdicts_total` by the same rule.
     """
+    if side.enforcement is not Enforcement.ENFORCED:
+        return None
     if side.allowed:
         chosen = primary_policy([match.policy for match in side.allowed_by])
         action = "allowed"
     else:
-        chosen = primary_policy(side.isolated_by)
+        deciding = [match.policy for match in side.denied_by] or list(side.isolated_by)
+        chosen = primary_policy(deciding)
         action = "dropped"
     if chosen is None:
         return None
-    return PolicyAttribution(namespace=chosen.namespace, policy=chosen.name, action=action)
+    return PolicyAttribution(namespace=chosen.namespace, policy=chosen.name, action=action,
+                             policy_kind=chosen.kind)

@@ -17,6 +17,7 @@ from auditor.findings.dns import DnsQueryCache, is_refused_by_proxy
 from auditor.findings.resolve import Resolution, Resolved, resolve_endpoint
 from auditor.findings.runtime import (
     Judged,
+    attribution_mismatch,
     deciding_side,
     denied_finding,
     is_dns_traffic,
@@ -26,13 +27,16 @@ from auditor.findings.runtime import (
 )
 from auditor.findings.selection import DropDeduplicator, FlowClass, classify
 from auditor.findings.symptoms import dns_denied_by_policy, dns_refused, health_check_blocked
-from auditor.model.decision import Decision, Enforcement, PolicyId, SideDecision, Subject
+from auditor.model.decision import KNP_KIND, Decision, Enforcement, PodSubject, PolicyId, SideDecision, Subject
 from auditor.model.events import FlowEvent
 from auditor.model.findings import Finding, FindingKind
 from auditor.model.flows import Direction, Flow
+from auditor.model.flows import Protocol as L4Protocol
 from auditor.policy.state import ClusterState
 
 RESOLVE_CACHE_MAX = 65_536
+PolicyVerdictKey = tuple[str, str, str, str, str]
+"""(namespace, policy name, direction, allowed|dropped, policy kind)."""
 OUTCOME_CACHE_MAX = 16_384
 """Judged outcomes kept per (class, verdict, direction, state revisions, endpoints, port, protocol)."""
 
@@ -68,8 +72,9 @@ class CorrelatorStats:
 
     flows: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(verdict, direction) of every flow seen."""
-    policy_verdicts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
-    """(namespace, policy name, direction, action allowed|dropped) per judged flow, primary policy."""
+    policy_verdicts: Counter[PolicyVerdictKey] = field(default_factory=Counter)
+    """(namespace, policy name, direction, action allowed|dropped, policy kind) per judged flow, primary
+    policy; namespace "" for a CiliumClusterwideNetworkPolicy."""
     policy_drops: Counter[tuple[str, str, str, bool]] = field(default_factory=Counter)
     """(namespace, workload, direction, expected) of policy drops; expected = the model also denies."""
     dns_denials: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -137,8 +142,9 @@ class Correlator:
             return self._apply(self._judge(kind, flow, state, src, dst))
         # Enum members by id(): Python 3.11's Enum.__hash__ is a Python-level call, four per flow here.
         latest = self._history.latest().revision
-        key = (id(kind), id(flow.verdict), id(flow.direction), state.revision, latest, src.peer, dst.peer,
-               flow.source.ip, flow.destination.ip, flow.destination.port, id(flow.protocol))
+        key = (id(kind), id(flow.verdict), id(flow.direction), state.revision, latest, _outcome_key(src),
+               _outcome_key(dst), flow.source.ip, flow.destination.ip, flow.destination.port, id(flow.protocol),
+               flow.icmp_type)
         outcome = self._outcomes.get(key)
         if outcome is None:
             if len(self._outcomes) >= OUTCOME_CACHE_MAX:
@@ -174,7 +180,7 @@ class Correlator:
     def _resolve(self, flow: Flow, state: ClusterState, *, source: bool) -> Resolved:
         endpoint = flow.source if source else flow.destination
         key = (state.revision, endpoint.ip, endpoint.namespace, endpoint.pod_name, endpoint.identity,
-               endpoint.labels, flow.node_name)
+               endpoint.labels, endpoint.names, flow.node_name)
         hit = self._resolved.get(key)
         if hit is None:
             if len(self._resolved) >= RESOLVE_CACHE_MAX:
@@ -188,9 +194,12 @@ class Correlator:
         source, destination = src.subject, dst.subject
         assert source is not None
         assert destination is not None
-        decision = self._engine.decide(state, source, destination, flow.destination.port, flow.protocol.value)
+        port, protocol = policy_l4(flow)
+        decision = self._engine.decide(state, source, destination, port, protocol)
         side = deciding_side(flow, decision, dst.pod_subject is not None)
         judged = Judged(flow, src, dst, decision, side)
+        if judged.side_decision.undecided:
+            return _Outcome((), skipped=f"undecided-{judged.side_decision.undecided}")
         if kind is _ALLOWED:
             return self._allowed(judged, state)
         return self._denied(judged, audited=kind is _AUDITED)
@@ -198,6 +207,9 @@ class Correlator:
     def _apply(self, outcome: _Outcome) -> list[Finding]:
         """Count one occurrence of `outcome` in the stats; its findings."""
         stats = self.stats
+        if outcome.skipped:
+            stats.skipped[outcome.skipped] += 1
+            return []
         if outcome.verdict_key is not None:
             stats.policy_verdicts[outcome.verdict_key] += 1
         if outcome.drop_key is not None:
@@ -222,7 +234,11 @@ class Correlator:
     def _allowed(self, judged: Judged, state: ClusterState) -> _Outcome:
         found = unprotected_findings(judged)
         if not judged.model_allows:
-            found.append(unexpected_allow(judged, lambda ns, name: state.policy(ns, name) is not None))
+            found.append(unexpected_allow(judged, lambda kind, ns, name: has_policy(state, kind, ns, name)))
+        else:
+            mismatch = attribution_mismatch(judged)
+            if mismatch is not None:
+                found.append(mismatch)
         return _Outcome(tuple(found), verdict_key=_verdict_key(judged, allowed=True))
 
     def _denied(self, judged: Judged, *, audited: bool) -> _Outcome:
@@ -234,6 +250,9 @@ class Correlator:
             return _Outcome((main,))
         found = [main]
         expected = main.kind is FindingKind.POLICY_DROP
+        mismatch = attribution_mismatch(judged) if not judged.model_allows else None
+        if mismatch is not None:
+            found.append(mismatch)
         dns_key = health_key = None
         if is_dns_traffic(judged.flow):
             dns = dns_denied_by_policy(judged, self._dns.query_for(judged.flow))
@@ -259,10 +278,41 @@ class _Outcome:
     """What one judged flow yields: findings (stamped with its time) and the counters it bumps."""
 
     findings: tuple[Finding, ...]
-    verdict_key: tuple[str, str, str, str] | None = None
+    verdict_key: PolicyVerdictKey | None = None
     drop_key: tuple[str, str, str, bool] | None = None
     dns_key: tuple[str, str] | None = None
     health_key: tuple[str, str, int] | None = None
+    skipped: str = ""
+    """A reason the flow could not be judged (`undecided-fqdn`): counted in `skipped`, no findings."""
+
+
+_ICMP_PROTOCOLS = {L4Protocol.ICMPV4: "ICMP", L4Protocol.ICMPV6: "ICMPv6"}
+
+
+def _outcome_key(resolved: Resolved) -> object:
+    """What of a resolved endpoint an outcome depends on: its names, and for a non-pod subject the
+    subject itself (identities, FQDN names, address); a pod is fixed by its name and the state."""
+    subject = resolved.subject
+    if isinstance(subject, PodSubject):
+        return (resolved.peer, resolved.peer_workload)
+    return (resolved.peer, resolved.peer_workload, subject)
+
+
+def policy_l4(flow: Flow) -> tuple[int, str]:
+    """(port, protocol) as the engine takes them: the destination port, or for ICMP the message
+    type with Cilium's protocol names ICMP / ICMPv6 (Cilium keys ICMP rules by type)."""
+    icmp = _ICMP_PROTOCOLS.get(flow.protocol)
+    if icmp is not None:
+        return flow.icmp_type, icmp
+    return flow.destination.port, flow.protocol.value
+
+
+def has_policy(state: ClusterState, kind: str, namespace: str, name: str) -> bool:
+    """Whether the inventory holds a valid policy Hubble names (`kind` "" matches any kind)."""
+    if kind in ("", KNP_KIND) and state.policy(namespace, name) is not None:
+        return True
+    return any(c.pid.namespace == namespace and c.pid.name == name and kind in ("", c.pid.kind)
+               for c in state.cilium.namespaced(namespace))
 
 
 def _cacheable(flow: Flow) -> bool:
@@ -271,15 +321,23 @@ def _cacheable(flow: Flow) -> bool:
             and not flow.ingress_denied_by and not flow.egress_denied_by and not is_dns_traffic(flow))
 
 
-def _verdict_key(judged: Judged, *, allowed: bool) -> tuple[str, str, str, str] | None:
+def _verdict_key(judged: Judged, *, allowed: bool) -> PolicyVerdictKey | None:
     side = judged.side_decision
     primary = _primary(side, allowed)
     if primary is None or side.enforcement is not Enforcement.ENFORCED:
         return None
-    return (primary.namespace, primary.name, judged.side.value, "allowed" if allowed else "dropped")
+    action = "allowed" if allowed else "dropped"
+    return (primary.namespace, primary.name, judged.side.value, action, primary.kind)
 
 
 def _primary(side: SideDecision, allowed: bool) -> PolicyId | None:
-    candidates = [m.policy for m in side.allowed_by] if allowed else list(side.isolated_by)
-    return min(candidates, key=lambda p: (p.namespace, p.name), default=None)
+    """The policy a side's verdict is counted under: among the admitting rules' policies when allowed;
+    when dropped, among the deny rules' policies, else the isolating ones (smallest kind, namespace/name)."""
+    if allowed:
+        candidates = [m.policy for m in side.allowed_by]
+    elif side.denied_by:
+        candidates = [m.policy for m in side.denied_by]
+    else:
+        candidates = list(side.isolated_by)
+    return min(candidates, key=lambda p: (p.namespace, p.name, p.kind), default=None)
 

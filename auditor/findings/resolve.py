@@ -22,6 +22,8 @@ from auditor.model.k8s import Pod
 from auditor.policy.state import ClusterState
 
 _EXTERNAL_RESERVED = ("world", "world-ipv4", "world-ipv6", "kube-apiserver", "ingress")
+_NODE_EXTRA = frozenset(("kube-apiserver",))
+"""Reserved identities a node may carry besides host / remote-node (an API server on the node)."""
 
 
 class Resolution(enum.Enum):
@@ -63,9 +65,9 @@ def resolve_endpoint(endpoint: Endpoint, flow_node: str, state: ClusterState) ->
     if "health" in reserved:
         return HEALTH
     if "host" in reserved:
-        return _node(state, "host", endpoint.ip, node_short_name(flow_node))
+        return _node(state, "host", endpoint.ip, node_short_name(flow_node), reserved)
     if "remote-node" in reserved:
-        return _node(state, "remote-node", endpoint.ip, "")
+        return _node(state, "remote-node", endpoint.ip, "", reserved)
     if endpoint.pod_name:
         pod = state.pod(endpoint.namespace, endpoint.pod_name)
         if pod is None:
@@ -89,12 +91,14 @@ def _pod(pod: Pod, ip: str) -> Resolved:
     )
 
 
-def _node(state: ClusterState, identity: str, ip: str, name: str) -> Resolved:
+def _node(state: ClusterState, identity: str, ip: str, name: str, reserved: frozenset[str] = frozenset()
+          ) -> Resolved:
     node = state.node_by_ip(ip) if ip else None
     node_name = node.name if node is not None else name
+    extra = reserved & _NODE_EXTRA
     return Resolved(
         Resolution.SUBJECT,
-        NodeSubject(node_name=node_name, ip=ip),
+        NodeSubject(node_name=node_name, ip=ip, identities=extra),
         peer=f"reserved:{identity}" + (f" ({node_name})" if node_name else ""),
         peer_workload=f"reserved:{identity}",
     )
@@ -107,8 +111,8 @@ def _external(endpoint: Endpoint, reserved: frozenset[str]) -> Resolved:
         # Cilium's Envoy (Ingress / Gateway API) has its own reserved identity, with IPs allocated
         # like the health endpoint's: CIDR selectors (ipBlock) never select it, pod selectors
         # neither, so only a rule without peers admits it.  No address is given to the engine.
-        return Resolved(Resolution.SUBJECT, ExternalSubject(ip=""), peer=endpoint.ip,
-                        peer_workload="reserved:ingress")
+        return Resolved(Resolution.SUBJECT, ExternalSubject(ip="", identities=frozenset(("ingress",))),
+                        peer=endpoint.ip, peer_workload="reserved:ingress")
     cidr = next((label for label in endpoint.labels if label.startswith("cidr:")), "")
     known = next((name for name in _EXTERNAL_RESERVED if name in reserved), "")
     if cidr:
@@ -119,5 +123,6 @@ def _external(endpoint: Endpoint, reserved: frozenset[str]) -> Resolved:
         return UNRESOLVED  # init/unmanaged endpoints, or a labelled pod missing from the inventory
     else:
         aggregate = "reserved:world"
-    subject = ExternalSubject(ip=endpoint.ip)
+    identities = frozenset(("kube-apiserver",)) if known == "kube-apiserver" else frozenset()
+    subject = ExternalSubject(ip=endpoint.ip, identities=identities, names=endpoint.names)
     return Resolved(Resolution.SUBJECT, subject, peer=endpoint.ip, peer_workload=aggregate)

@@ -16,11 +16,9 @@ from datetime import UTC, datetime
 from auditor.findings.dns import is_dns_port
 from auditor.findings.resolve import Resolved
 from auditor.findings.severity import UNPROTECTED_EGRESS, severity_of
-from auditor.model.decision import Decision, Enforcement, RuleMatch, SideDecision
+from auditor.model.decision import KNP_KIND, Decision, Enforcement, PolicyId, RuleMatch, SideDecision
 from auditor.model.findings import Finding, FindingKind, Severity
 from auditor.model.flows import Direction, Flow, PolicyRef
-
-_CILIUM_KINDS = ("CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +92,11 @@ def endpoint_text(flow: Flow, src: Resolved, dst: Resolved) -> str:
 
 
 def rule_text(match: RuleMatch) -> str:
+    """`rule 0 (peer 1) of ns/name@3` for a NetworkPolicy rule; for Cilium's,
+    `CiliumNetworkPolicy ns/name@3 egressDeny[0] (entity world)`."""
+    if match.section:
+        peer = f" ({match.peer})" if match.peer else ""
+        return f"{match.policy} {match.path}{peer}"
     peer = f" (peer {match.peer_index})" if match.peer_index is not None else ""
     return f"rule {match.rule_index}{peer} of {match.policy}"
 
@@ -146,6 +149,11 @@ def denied_finding(judged: Judged, *, audited: bool = False) -> Finding:
     denied_by = flow.ingress_denied_by if judged.side is Direction.INGRESS else flow.egress_denied_by
     if denied_by:
         details.append(("denied-by", ", ".join(_ref_text(ref) for ref in denied_by)))
+    if not judged.model_allows and side.denied_by:
+        return _deny_rule_drop(judged, what, verb, details)
+    l7 = [m for m in side.allowed_by if m.l7]
+    if judged.model_allows and flow.l7 is not None and l7:
+        return _l7_drop(judged, what, verb, details, l7)
     if not judged.model_allows:
         policies = tuple(str(p) for p in side.isolated_by)
         miss = side.closest_miss.message if side.closest_miss else "no allow rule comes close"
@@ -165,6 +173,30 @@ def denied_finding(judged: Judged, *, audited: bool = False) -> Finding:
                         policies=policies, details=tuple(details))
 
 
+def _deny_rule_drop(judged: Judged, what: str, verb: str, details: list[tuple[str, str]]) -> Finding:
+    """A drop by an explicit deny rule (Cilium's ingressDeny/egressDeny), which wins over every allow."""
+    side = judged.side_decision
+    policies = tuple(dict.fromkeys(str(m.policy) for m in side.denied_by))
+    rules = ", ".join(rule_text(m) for m in side.denied_by)
+    details.append(("deny-rule", rules))
+    message = (f"{what} {verb} by policy: denied by {rules}; a deny rule wins over every allow, "
+               "so narrow the deny rule if this traffic is expected.")
+    return make_finding(FindingKind.POLICY_DROP, judged.flow, judged.subject, judged.peer, judged.side, message,
+                        policies=policies, details=tuple(details))
+
+
+def _l7_drop(judged: Judged, what: str, verb: str, details: list[tuple[str, str]],
+             rules: list[RuleMatch]) -> Finding:
+    """An L7 request Cilium's proxy refused: the connection is admitted only for the rule's L7 rules."""
+    policies = tuple(dict.fromkeys(str(m.policy) for m in rules))
+    text = ", ".join(f"{rule_text(m)} [{m.l7}]" for m in rules)
+    details.append(("l7-rule", text))
+    message = (f"{what} {verb} by Cilium's L7 proxy: {text} admits this connection only for the requests "
+               "its L7 rules list; add the request to the rules if it is expected.")
+    return make_finding(FindingKind.POLICY_DROP, judged.flow, judged.subject, judged.peer, judged.side, message,
+                        policies=policies, details=tuple(details))
+
+
 def _why_allowed(side: SideDecision, flow: Flow) -> str:
     if side.allowed_by:
         return f"{rule_text(side.allowed_by[0])} allows it"
@@ -172,15 +204,18 @@ def _why_allowed(side: SideDecision, flow: Flow) -> str:
         return "NetworkPolicy does not restrict traffic between a node and its pods (--enforce-node-traffic)"
     if side.enforcement in (Enforcement.NOT_A_POD, Enforcement.HOST_NETWORK):
         return "NetworkPolicy does not apply to this side"
-    return "no NetworkPolicy isolates this side"
+    if side.enforcement is Enforcement.NOT_ENFORCED:
+        return "policy enforcement is off (policy-enforcement=never)"
+    return "no policy isolates this side"
 
 
 def _drop_hint(flow: Flow, denied_by: tuple[PolicyRef, ...]) -> str:
     if denied_by:
-        return f"Cilium names {', '.join(_ref_text(r) for r in denied_by)}, which auditor does not model"
+        return (f"Cilium names {', '.join(_ref_text(r) for r in denied_by)}: check that the inventory holds "
+                "that policy as the cluster has it")
     if flow.l7 is not None:
-        return "an L7 rule of a CiliumNetworkPolicy, which auditor does not model, dropped it"
-    return "check Cilium's policy (cilium-dbg policy get), CiliumNetworkPolicies and the peer's identity"
+        return "an L7 rule Cilium's proxy enforces dropped it, and no L7 rule is known for this connection"
+    return "check Cilium's policy (cilium-dbg policy get), the policies in force and the peer's identity"
 
 
 def _ref_text(ref: PolicyRef) -> str:
@@ -189,27 +224,28 @@ def _ref_text(ref: PolicyRef) -> str:
     return f"{kind}{name}" + (f"@{ref.revision}" if ref.revision else "")
 
 
-def unexpected_allow(judged: Judged, is_known: Callable[[str, str], bool]) -> Finding:
-    """A forwarded or delivered flow the model denies: an enforcement gap."""
+def unexpected_allow(judged: Judged, is_known: Callable[[str, str, str], bool]) -> Finding:
+    """A forwarded or delivered flow the model denies: an enforcement gap.
+
+    `is_known(kind, namespace, name)` says whether the inventory has a policy Hubble names."""
     flow = judged.flow
     side = judged.side_decision
-    policies = tuple(str(p) for p in side.isolated_by)
+    policies = tuple(str(p) for p in (side.isolated_by or tuple(m.policy for m in side.denied_by)))
     allowed_by = flow.ingress_allowed_by if judged.side is Direction.INGRESS else flow.egress_allowed_by
-    unknown = [r for r in allowed_by if r.kind in _CILIUM_KINDS or not is_known(r.namespace, r.name)]
+    unknown = [r for r in allowed_by if not is_known(r.kind, r.namespace, r.name)]
     details: list[tuple[str, str]] = [("verdict", flow.verdict.value)]
     if allowed_by:
         details.append(("allowed-by", ", ".join(_ref_text(r) for r in allowed_by)))
     owner = f" by {', '.join(policies)}" if policies else ""
-    message = (
-        f"{endpoint_text(flow, judged.src, judged.dst)} was {flow.verdict.value.lower()} although it is "
-        f"isolated for {judged.side.value}{owner} and no rule allows it"
-    )
+    why = (f"{', '.join(rule_text(m) for m in side.denied_by)} denies it" if side.denied_by
+           else f"it is isolated for {judged.side.value}{owner} and no rule allows it")
+    message = f"{endpoint_text(flow, judged.src, judged.dst)} was {flow.verdict.value.lower()} although {why}"
     if unknown:
         names = ", ".join(_ref_text(r) for r in unknown)
-        details.append(("not-modelled", names))
-        message += f"; Cilium allowed it by {names}, which auditor does not model, so review that policy."
+        details.append(("not-in-inventory", names))
+        message += f"; Cilium allowed it by {names}, which the inventory does not hold, so review that policy."
     else:
-        message += "; check Cilium's enforcement mode and CiliumNetworkPolicies for this endpoint."
+        message += "; check Cilium's enforcement mode and the policies for this endpoint."
     return make_finding(FindingKind.UNEXPECTED_ALLOW, flow, judged.subject, judged.peer, judged.side, message,
                         policies=policies, details=tuple(details))
 
@@ -238,3 +274,39 @@ def unprotected_findings(judged: Judged) -> list[Finding]:
 
 def is_dns_traffic(flow: Flow) -> bool:
     return is_dns_port(flow) or (flow.l7 is not None and flow.l7.dns is not None)
+
+
+def _ref_key(kind: str, namespace: str, name: str) -> tuple[str, str, str]:
+    return (kind or KNP_KIND, namespace, name)
+
+
+def _pid_key(pid: PolicyId) -> tuple[str, str, str]:
+    return _ref_key(pid.kind, pid.namespace, pid.name)
+
+
+def attribution_mismatch(judged: Judged) -> Finding | None:
+    """When the verdicts agree but Hubble's `*_allowed_by` / `*_denied_by` name a policy auditor's
+    decision does not (an admitting rule's policy when allowed, a deny rule's when denied)."""
+    flow = judged.flow
+    side = judged.side_decision
+    ingress = judged.side is Direction.INGRESS
+    if side.allowed:
+        refs = flow.ingress_allowed_by if ingress else flow.egress_allowed_by
+        ours = tuple(m.policy for m in side.allowed_by)
+    else:
+        refs = flow.ingress_denied_by if ingress else flow.egress_denied_by
+        ours = tuple(m.policy for m in side.denied_by)
+    if not refs:
+        return None
+    known = {_pid_key(p) for p in ours}
+    theirs = [r for r in refs if _ref_key(r.kind, r.namespace, r.name) not in known]
+    if not theirs:
+        return None
+    cilium_text = ", ".join(_ref_text(r) for r in refs)
+    ours_text = ", ".join(dict.fromkeys(str(p) for p in ours)) or "no policy rule"
+    message = (f"{endpoint_text(flow, judged.src, judged.dst)}: Cilium attributes the {judged.side.value} "
+               f"verdict to {cilium_text}, auditor to {ours_text}; the inventory may be out of step with the "
+               "cluster or the policy may not be what it seems.")
+    details = (("cilium", cilium_text), ("auditor", ours_text))
+    return make_finding(FindingKind.ATTRIBUTION_MISMATCH, flow, judged.subject, judged.peer, judged.side,
+                        message, policies=tuple(dict.fromkeys(str(p) for p in ours)), details=details)

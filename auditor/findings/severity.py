@@ -14,6 +14,7 @@ SEVERITY: dict[FindingKind, Severity] = {
     FindingKind.NO_DEFAULT_DENY: Severity.MEDIUM,
     FindingKind.ALLOW_ALL_RULE: Severity.MEDIUM,
     FindingKind.UNPROTECTED_POD: Severity.MEDIUM,
+    FindingKind.ATTRIBUTION_MISMATCH: Severity.MEDIUM,
     FindingKind.POLICY_DROP: Severity.LOW,
     FindingKind.UNUSED_POLICY: Severity.LOW,
 }

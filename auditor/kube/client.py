@@ -7,6 +7,7 @@ undone again.  Every ApiException leaving this package becomes an InventoryError
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -21,12 +22,15 @@ from kubernetes.client.exceptions import ApiException
 from auditor.errors import ConfigError, InventoryError
 from auditor.kube.convert import object_from_dict
 from auditor.kube.fields import describe
-from auditor.model.k8s import KubeObject
+from auditor.log import get_logger
+from auditor.model.cilium import CiliumCIDRGroup, CiliumNetworkPolicy
+from auditor.model.k8s import KubeObject, Namespace, NetworkPolicy, Node, Pod
 
 ApiClient = k8s_client.ApiClient
 ApiClientFactory = Callable[[], Any]
 """Returns a new `kubernetes.client.ApiClient` (one per watcher thread)."""
 _MAX_BODY = 300
+NOT_FOUND = 404
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +42,33 @@ class ResourceKind:
     api_version: str
     namespaced: bool
     _list: Callable[[Any], Callable[..., Any]]
+    optional: bool = False
+    """Served by a CRD that may not be installed: a 404 on the list means "not served", not a failure."""
+    fallback: ResourceKind | None = None
+    """The same resource at an older version, listed when this version answers 404."""
 
     def list_call(self, api_client: Any) -> Callable[..., Any]:
         """The cluster-wide list function of the official client (also used with watch=True)."""
         return self._list(api_client)
+
+    def versions(self) -> tuple[ResourceKind, ...]:
+        """This kind, then its fallbacks, in the order to try them."""
+        return (self,) if self.fallback is None else (self, *self.fallback.versions())
+
+
+CILIUM_GROUP = "cilium.io"
+
+
+def _cilium(resource: str, kind: str, version: str, namespaced: bool,
+            fallback: ResourceKind | None = None) -> ResourceKind:
+    """A Cilium CRD, listed cluster-wide (all namespaces for namespaced ones) through CustomObjectsApi."""
+
+    def bind(api_client: Any) -> Callable[..., Any]:
+        custom = k8s_client.CustomObjectsApi(api_client)
+        return functools.partial(custom.list_cluster_custom_object, CILIUM_GROUP, version, resource)
+
+    return ResourceKind(resource, kind, f"{CILIUM_GROUP}/{version}", namespaced, bind, optional=True,
+                        fallback=fallback)
 
 
 RESOURCES: Mapping[str, ResourceKind] = {
@@ -59,8 +86,32 @@ RESOURCES: Mapping[str, ResourceKind] = {
         True,
         lambda c: k8s_client.NetworkingV1Api(c).list_network_policy_for_all_namespaces,
     ),
+    "ciliumnetworkpolicies": _cilium("ciliumnetworkpolicies", "CiliumNetworkPolicy", "v2", True),
+    "ciliumclusterwidenetworkpolicies": _cilium(
+        "ciliumclusterwidenetworkpolicies", "CiliumClusterwideNetworkPolicy", "v2", False
+    ),
+    # Cilium 1.18 serves CiliumCIDRGroup as v2 (storage) and v2alpha1 (deprecated); older releases
+    # only as v2alpha1 (pkg/k8s/apis/cilium.io/client/crds/v2/ciliumcidrgroups.yaml).
+    "ciliumcidrgroups": _cilium(
+        "ciliumcidrgroups", "CiliumCIDRGroup", "v2", False,
+        fallback=_cilium("ciliumcidrgroups", "CiliumCIDRGroup", "v2alpha1", False),
+    ),
 }
-DEFAULT_RESOURCES: tuple[str, ...] = ("namespaces", "pods", "nodes", "networkpolicies")
+CILIUM_RESOURCES: tuple[str, ...] = (
+    "ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies", "ciliumcidrgroups"
+)
+DEFAULT_RESOURCES: tuple[str, ...] = ("namespaces", "pods", "nodes", "networkpolicies", *CILIUM_RESOURCES)
+_RESOURCE_OF_TYPE: Mapping[type, str] = {
+    Namespace: "namespaces", Pod: "pods", Node: "nodes", NetworkPolicy: "networkpolicies",
+    CiliumCIDRGroup: "ciliumcidrgroups",
+}
+
+
+def resource_of(obj: KubeObject) -> str:
+    """The resource (a RESOURCES key) an object is listed from: a CCNP and a CNP differ."""
+    if isinstance(obj, CiliumNetworkPolicy):
+        return "ciliumclusterwidenetworkpolicies" if obj.clusterwide else "ciliumnetworkpolicies"
+    return _RESOURCE_OF_TYPE[type(obj)]
 
 
 def resource_kinds(names: Sequence[str]) -> tuple[ResourceKind, ...]:
@@ -174,13 +225,44 @@ def with_kind(item: Any, kind: ResourceKind) -> Any:
     return item
 
 
+def list_served(
+    api_client: Any, kind: ResourceKind, *, timeout: float | tuple[float, float], page_size: int = 0
+) -> tuple[ResourceKind, list[Mapping[str, Any]], str] | None:
+    """`list_raw` of the first version of `kind` the server serves, with that version.
+
+    A 404 moves on to the kind's fallback version; None when an optional kind is served at none
+    of its versions (its CRD is not installed).  Other ApiExceptions propagate.
+    """
+    for variant in kind.versions():
+        try:
+            items, version = list_raw(api_client, variant, timeout=timeout, page_size=page_size)
+        except ApiException as exc:
+            if exc.status == NOT_FOUND and variant.optional:
+                continue
+            raise
+        return variant, items, version
+    return None
+
+
+def not_served_message(kind: ResourceKind) -> str:
+    versions = " or ".join(variant.api_version for variant in kind.versions())
+    return f"the API server does not serve {kind.resource} ({versions}): its CRD is not installed"
+
+
 def list_inventory(api_client: Any, resources: Sequence[str] = DEFAULT_RESOURCES) -> list[KubeObject]:
-    """One-shot snapshot of the inventory (no watch).  Raises InventoryError; invalid objects raise too."""
+    """One-shot snapshot of the inventory (no watch).  Raises InventoryError; invalid objects raise too.
+
+    An optional resource the server does not serve (no Cilium CRDs) is skipped with a warning.
+    """
     objects: list[KubeObject] = []
     for kind in resource_kinds(resources):
         try:
-            items, _ = list_raw(api_client, kind, timeout=60.0)
+            served = list_served(api_client, kind, timeout=60.0)
         except ApiException as exc:
             raise inventory_error(exc, f"list {kind.resource}") from exc
-        objects.extend(object_from_dict(item, where=f"list {kind.resource}") for item in items)
+        if served is None:
+            get_logger("auditor.kube").warning("inventory_resource_not_served", resource=kind.resource,
+                                               error=not_served_message(kind))
+            continue
+        objects.extend(object_from_dict(item, where=f"list {kind.resource}") for item in served[1])
     return objects

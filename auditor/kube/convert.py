@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from auditor.kube import netpol, pods
+from auditor.kube import cilium, netpol, pods
 from auditor.kube.fields import Fields, describe, manifest_error
 from auditor.kube.meta import Meta, read_meta
 from auditor.model.k8s import KubeObject, Namespace, Node
@@ -56,6 +56,10 @@ _CONVERTERS: Mapping[tuple[str, str], tuple[_Converter, bool]] = {
     ("v1", "Node"): (_node, False),
     ("v1", "Pod"): (pods.pod_from_dict, True),
     ("networking.k8s.io/v1", "NetworkPolicy"): (netpol.policy_from_dict, True),
+    ("cilium.io/v2", "CiliumNetworkPolicy"): (cilium.cnp_from_dict, True),
+    ("cilium.io/v2", "CiliumClusterwideNetworkPolicy"): (cilium.ccnp_from_dict, False),
+    ("cilium.io/v2", "CiliumCIDRGroup"): (cilium.cidr_group_from_dict, False),
+    ("cilium.io/v2alpha1", "CiliumCIDRGroup"): (cilium.cidr_group_from_dict, False),
 }
 """(apiVersion, kind) -> (converter, namespaced)."""
 
@@ -79,7 +83,7 @@ def kind_of(obj: Mapping[str, Any]) -> str:
 
 
 def object_from_dict(obj: Mapping[str, Any], *, where: str = "") -> KubeObject:
-    """Convert one Namespace, Pod, Node or NetworkPolicy.
+    """Convert one Namespace, Pod, Node, NetworkPolicy or Cilium policy kind (CNP, CCNP, CiliumCIDRGroup).
 
     Raises ManifestError naming `where`, the object (Kind namespace/name) and the field when
     the object is structurally unusable, or when its kind is not supported (check

@@ -3,9 +3,10 @@
     {"time": "2026-11-20T09:15:02.5Z", "type": "MODIFIED", "object": {<Kubernetes object>}}
 
 `time` is RFC 3339 with an explicit offset (nanoseconds kept); `type` is ADDED, MODIFIED or
-DELETED; `object` is a Namespace, Pod, Node or NetworkPolicy (other kinds are skipped and
-counted).  Blank lines and lines starting with `#` are ignored; `.gz` files are decompressed.
-Changes come back in file order.
+DELETED; `object` is a Namespace, Pod, Node, NetworkPolicy, CiliumNetworkPolicy,
+CiliumClusterwideNetworkPolicy or CiliumCIDRGroup (other kinds are skipped and counted).  Blank
+lines and lines starting with `#` are ignored; `.gz` files are decompressed.  Changes come back in
+file order.
 """
 
 from __future__ import annotations

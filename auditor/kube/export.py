@@ -4,6 +4,10 @@ Only the fields auditor reads are written (no container images, env or secrets),
 recorded snapshot is small and safe to share, and `object_from_dict(object_to_dict(o)) == o`
 for every object the converter produces.  Owner workloads are written as the workload itself
 (a Deployment, a CronJob), which the converter keeps as is.
+
+Cilium policies keep only which L7 rule kinds a port rule has, and how many `toGroups`: each
+kind is written as one allow-all rule (`http: [{}]`, `dns: [{matchPattern: "*"}]`, `kafka: [{}]`,
+`l7proto: <L7_PROTO_PLACEHOLDER>`) and each group as `{aws: {}}`, so they convert back the same.
 """
 
 from __future__ import annotations
@@ -11,9 +15,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from auditor.kube.cilium import L7_KINDS
+from auditor.model.cilium import (
+    CIDRPeer,
+    CiliumCIDRGroup,
+    CiliumNetworkPolicy,
+    CiliumPolicySpec,
+    CiliumPort,
+    CiliumRule,
+    PortRule,
+    RuleSection,
+    ServicePeer,
+)
 from auditor.model.k8s import (
     KubeObject,
-    LabelSelector,
     Namespace,
     NetworkPolicy,
     Node,
@@ -23,6 +38,7 @@ from auditor.model.k8s import (
     ProbeKind,
     Rule,
 )
+from auditor.model.labels import LabelSelector
 
 _PROBE_FIELDS = {
     ProbeKind.LIVENESS: "livenessProbe",
@@ -37,6 +53,10 @@ def object_to_dict(obj: KubeObject) -> dict[str, Any]:
         return _pod(obj)
     if isinstance(obj, NetworkPolicy):
         return _policy(obj)
+    if isinstance(obj, CiliumNetworkPolicy):
+        return _cilium_policy(obj)
+    if isinstance(obj, CiliumCIDRGroup):
+        return _cidr_group(obj)
     if isinstance(obj, Namespace):
         return {"apiVersion": "v1", "kind": "Namespace", "metadata": _metadata(obj.name, "", obj.labels, obj)}
     return _node(obj)
@@ -75,6 +95,8 @@ def _pod(pod: Pod) -> dict[str, Any]:
         spec["nodeName"] = pod.node_name
     if pod.host_network:
         spec["hostNetwork"] = True
+    if pod.service_account:
+        spec["serviceAccountName"] = pod.service_account
     status: dict[str, Any] = {}
     if pod.phase:
         status["phase"] = pod.phase
@@ -158,5 +180,137 @@ def _port(port: PolicyPort) -> dict[str, Any]:
     if port.port is not None:
         raw["port"] = port.port
     if port.end_port is not None:
+        raw["endPort"] = port.end_port
+    return raw
+
+
+L7_PROTO_PLACEHOLDER = "unknown"
+"""The model keeps that a port rule has `l7proto` rules, not the protocol's name."""
+_CILIUM_API_VERSION = "cilium.io/v2"
+
+
+def _cilium_policy(policy: CiliumNetworkPolicy) -> dict[str, Any]:
+    metadata = _metadata(policy.name, policy.namespace, policy.labels, policy)
+    if policy.generation:
+        metadata["generation"] = policy.generation
+    raw: dict[str, Any] = {"apiVersion": _CILIUM_API_VERSION, "kind": policy.kind.value, "metadata": metadata}
+    specs = [_cilium_spec(spec) for spec in policy.specs]
+    if policy.has_spec and specs:
+        raw["spec"] = specs.pop(0)
+    if specs:
+        raw["specs"] = specs
+    return raw
+
+
+def _cidr_group(group: CiliumCIDRGroup) -> dict[str, Any]:
+    return {
+        "apiVersion": _CILIUM_API_VERSION,
+        "kind": "CiliumCIDRGroup",
+        "metadata": _metadata(group.name, "", group.labels, group),
+        "spec": {"externalCIDRs": list(group.cidrs)},
+    }
+
+
+def _cilium_spec(spec: CiliumPolicySpec) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    if spec.endpoint_selector is not None:
+        raw["endpointSelector"] = _selector(spec.endpoint_selector)
+    if spec.node_selector is not None:
+        raw["nodeSelector"] = _selector(spec.node_selector)
+    for section in RuleSection:
+        rules = _section(spec, section)
+        if rules is not None:
+            prefix = "from" if section.is_ingress else "to"
+            raw[section.value] = [_cilium_rule(rule, prefix) for rule in rules]
+    default_deny = {
+        direction: value
+        for direction, value in (("ingress", spec.enable_default_deny_ingress),
+                                 ("egress", spec.enable_default_deny_egress))
+        if value is not None
+    }
+    if default_deny:
+        raw["enableDefaultDeny"] = default_deny
+    if spec.description:
+        raw["description"] = spec.description
+    return raw
+
+
+def _section(spec: CiliumPolicySpec, section: RuleSection) -> tuple[CiliumRule, ...] | None:
+    return {RuleSection.INGRESS: spec.ingress, RuleSection.INGRESS_DENY: spec.ingress_deny,
+            RuleSection.EGRESS: spec.egress, RuleSection.EGRESS_DENY: spec.egress_deny}[section]
+
+
+def _cilium_rule(rule: CiliumRule, prefix: str) -> dict[str, Any]:
+    peers: dict[str, list[Any] | None] = {
+        "Endpoints": None if rule.endpoints is None else [_selector(s) for s in rule.endpoints],
+        "Requires": [_selector(s) for s in rule.requires] if rule.requires else None,
+        "Entities": None if rule.entities is None else list(rule.entities),
+        "CIDR": None if rule.cidrs is None else list(rule.cidrs),
+        "CIDRSet": None if rule.cidr_sets is None else [_cidr_peer(p) for p in rule.cidr_sets],
+        "Services": None if rule.services is None else [_service(s) for s in rule.services],
+        "FQDNs": None if rule.fqdns is None else [_fqdn(f.match_name, f.match_pattern) for f in rule.fqdns],
+        "Nodes": None if rule.nodes is None else [_selector(s) for s in rule.nodes],
+        "Groups": [{"aws": {}} for _ in range(rule.groups)] or None,
+    }
+    raw: dict[str, Any] = {f"{prefix}{name}": value for name, value in peers.items() if value is not None}
+    if rule.to_ports:
+        raw["toPorts"] = [_port_rule(port_rule) for port_rule in rule.to_ports]
+    if rule.icmps:
+        raw["icmps"] = [{"fields": [{"type": icmp.type, "family": icmp.family} for icmp in rule.icmps]}]
+    return raw
+
+
+def _cidr_peer(peer: CIDRPeer) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    if peer.cidr:
+        raw["cidr"] = peer.cidr
+    if peer.except_:
+        raw["except"] = list(peer.except_)
+    if peer.group_ref:
+        raw["cidrGroupRef"] = peer.group_ref
+    if peer.group_selector is not None:
+        raw["cidrGroupSelector"] = _selector(peer.group_selector)
+    return raw
+
+
+def _service(peer: ServicePeer) -> dict[str, Any]:
+    """k8sService for a name, k8sServiceSelector for a selector, both (in one namespace) for both."""
+    namespace = {"namespace": peer.namespace} if peer.namespace else {}
+    raw: dict[str, Any] = {}
+    if peer.selector is None or peer.name:
+        raw["k8sService"] = {**({"serviceName": peer.name} if peer.name else {}), **namespace}
+    if peer.selector is not None:
+        raw["k8sServiceSelector"] = {"selector": _selector(peer.selector), **namespace}
+    return raw
+
+
+def _fqdn(match_name: str, match_pattern: str) -> dict[str, str]:
+    raw = {"matchName": match_name, "matchPattern": match_pattern}
+    return {key: value for key, value in raw.items() if value}
+
+
+def _port_rule(rule: PortRule) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    if rule.ports:
+        raw["ports"] = [_cilium_port(port) for port in rule.ports]
+    if rule.l7:
+        raw["rules"] = {kind: _l7_rules(kind) for kind in rule.l7}
+    if rule.server_names:
+        raw["serverNames"] = list(rule.server_names)
+    return raw
+
+
+def _l7_rules(kind: str) -> Any:
+    """One allow-all rule of an L7 kind (a fresh value each time: callers may mutate the manifest)."""
+    if kind == "dns":
+        return [{"matchPattern": "*"}]
+    return [{}] if kind in L7_KINDS else L7_PROTO_PLACEHOLDER
+
+
+def _cilium_port(port: CiliumPort) -> dict[str, Any]:
+    raw: dict[str, Any] = {"protocol": port.protocol}
+    if port.port:
+        raw["port"] = port.port
+    if port.end_port:
         raw["endPort"] = port.end_port
     return raw

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from auditor.errors import ManifestError
-from auditor.model.k8s import EMPTY_LABELS
+from auditor.model.labels import EMPTY_LABELS
 
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 _WHERE_WITH_LINE = re.compile(r"^(?P<path>.+):(?P<line>\d+)$")

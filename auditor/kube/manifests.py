@@ -1,8 +1,8 @@
 """Offline inventory: Kubernetes manifests from YAML or JSON files and directories.
 
-Accepts what people keep in git and what `kubectl get ns,pods,nodes,netpol -A -o yaml` prints:
-multi-document YAML, `kind: List` and typed lists (`PodList`, `NetworkPolicyList`, whose items
-may omit kind/apiVersion, as raw API responses do).  Directories are read recursively
+Accepts what people keep in git and what `kubectl get ns,pods,nodes,netpol,cnp,ccnp,ccg -A -o yaml`
+prints: multi-document YAML, `kind: List` and typed lists (`PodList`, `CiliumNetworkPolicyList`,
+whose items may omit kind/apiVersion, as raw API responses do).  Directories are read recursively
 (`.yaml`, `.yml`, `.json`, sorted, hidden entries skipped); a file named explicitly is read
 whatever its extension.  Kinds auditor does not track are skipped and counted by
 `apiVersion/kind`; workloads whose pods are not in the manifests contribute a representative

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.kube.fields import Fields
-from auditor.model.k8s import EMPTY_LABELS
+from auditor.model.labels import EMPTY_LABELS
 
 DEFAULT_NAMESPACE = "default"
 

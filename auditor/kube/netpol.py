@@ -12,16 +12,8 @@ from typing import Any
 
 from auditor.kube.fields import Fields
 from auditor.kube.meta import Meta
-from auditor.model.k8s import (
-    IPBlock,
-    LabelSelector,
-    LabelSelectorRequirement,
-    NetworkPolicy,
-    Peer,
-    PolicyDirection,
-    PolicyPort,
-    Rule,
-)
+from auditor.model.k8s import IPBlock, NetworkPolicy, Peer, PolicyDirection, PolicyPort, Rule
+from auditor.model.labels import LabelSelector, LabelSelectorRequirement
 
 _DIRECTIONS = {direction.value: direction for direction in PolicyDirection}
 

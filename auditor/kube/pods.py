@@ -60,7 +60,14 @@ def pod_from_dict(obj: Mapping[str, Any], fields: Fields, meta: Meta) -> Pod:
         workload=workload_of(meta, fields),
         uid=meta.uid,
         resource_version=meta.resource_version,
+        service_account=_service_account(spec, fields),
     )
+
+
+def _service_account(spec: Mapping[str, Any], fields: Fields) -> str:
+    """spec.serviceAccountName, else the deprecated spec.serviceAccount (the API server keeps both in step)."""
+    name = fields.string(spec.get("serviceAccountName"), "spec.serviceAccountName")
+    return name or fields.string(spec.get("serviceAccount"), "spec.serviceAccount")
 
 
 def _pod_ips(status: Mapping[str, Any], fields: Fields) -> tuple[str, ...]:

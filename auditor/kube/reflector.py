@@ -4,6 +4,10 @@ The list sets the state (ADDED for everything new; on a relist MODIFIED/DELETED 
 what was known, so changes during a gap are not lost); the watch resumes from the last
 resourceVersion with bookmarks; `410 Gone` relists; any other failure backs off with jitter
 and resumes.  Change times are the clock at receipt: watch events carry no effective time.
+
+An optional resource (a CRD such as Cilium's) that the server answers with 404 at every version
+is "not served": it counts as synced and empty (its known objects are reported DELETED), logs
+one warning when it goes missing, and is listed again every `unserved_recheck_seconds`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,15 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from auditor.errors import AuditorError, InventoryError, ManifestError
-from auditor.kube.client import ResourceKind, inventory_error, list_raw, with_kind
+from auditor.kube.client import (
+    NOT_FOUND,
+    ResourceKind,
+    inventory_error,
+    list_served,
+    not_served_message,
+    resource_of,
+    with_kind,
+)
 from auditor.kube.convert import object_from_dict
 from auditor.kube.stats import ResourceStats
 from auditor.log import get_logger
@@ -46,6 +58,8 @@ class WatchSettings:
     list_page_size: int = 500
     """Objects per list page (limit/continue), as client-go's reflector pages; 0 lists in one response."""
     connect_timeout_seconds: float = 10.0
+    unserved_recheck_seconds: float = 300.0
+    """How often a resource the server does not serve (a CRD not installed) is listed again."""
 
 
 class Backoff:
@@ -71,8 +85,14 @@ class ResourceGoneError(Exception):
 
 
 def object_key(obj: KubeObject) -> str:
+    """`namespace/name` or `name`: unique within one resource (matches `raw_key`), not across kinds."""
     namespace = getattr(obj, "namespace", "")
     return f"{namespace}/{obj.name}" if namespace else obj.name
+
+
+def inventory_key(obj: KubeObject) -> tuple[str, str]:
+    """(resource, object_key): unique across kinds (a CNP, a NetworkPolicy and a CCNP never collide)."""
+    return resource_of(obj), object_key(obj)
 
 
 def raw_key(raw: Mapping[str, Any]) -> str | None:
@@ -136,6 +156,8 @@ class Reflector:
         self._rng = rng
         self._backoff = Backoff(settings, rng)
         self._known: dict[str, KubeObject] = {}
+        self._served_kind: ResourceKind | None = kind
+        """The version being listed and watched; None while the server serves none of them."""
         self._rv = ""
         self._response: Any = None
         self._response_lock = threading.Lock()
@@ -150,6 +172,10 @@ class Reflector:
                     self._list()
                     need_list = False
                     self._backoff.reset()
+                if self._served_kind is None:
+                    need_list = True
+                    self._stop.wait(self._settings.unserved_recheck_seconds)
+                    continue
                 if self._watch():
                     self._backoff.reset()
                     continue
@@ -189,23 +215,34 @@ class Reflector:
     def _list(self) -> None:
         timeout = (self._settings.connect_timeout_seconds, self._settings.list_timeout_seconds)
         try:
-            items, version = list_raw(
-                self._api, self.kind, timeout=timeout, page_size=self._settings.list_page_size
-            )
+            served = list_served(self._api, self.kind, timeout=timeout, page_size=self._settings.list_page_size)
         except ApiException as exc:
             raise inventory_error(exc, f"list {self.kind.resource}") from exc
         now = self._now_ns()
+        was_unserved = self._served_kind is None
+        self._served_kind, items, version = served if served is not None else (None, [], "")
         for change in self._diff(items, now):
             self._emit(change)
         self._rv = version
         with self.stats.lock:
-            if self.stats.synced:
+            if self.stats.synced and served is not None and not was_unserved:
                 self.stats.relists += 1
             self.stats.synced = self.stats.up = True
+            self.stats.served = served is not None
             self.stats.resource_version = version
             self.stats.last_sync_time_ns = now
             self.stats.objects = len(self._known)
         self.synced.set()
+        self._log_list(was_unserved, version)
+
+    def _log_list(self, was_unserved: bool, version: str) -> None:
+        """One warning when the resource goes missing (not one per recheck), info when it is listed."""
+        if self._served_kind is None:
+            if not was_unserved:
+                self._say("warning", "inventory_resource_not_served", error=not_served_message(self.kind))
+            return
+        if was_unserved:
+            self._say("info", "inventory_resource_served", api_version=self._served_kind.api_version)
         self._say("info", "inventory_listed", objects=len(self._known), resource_version=version)
 
     def _diff(self, items: list[Mapping[str, Any]], now: int) -> list[Change]:
@@ -238,8 +275,9 @@ class Reflector:
         # Spread re-watches over [timeout, 2*timeout) as client-go does, so watches do not align.
         timeout = int(self._settings.watch_timeout_seconds * self._rng.uniform(1.0, 2.0))
         read_timeout = timeout + self._settings.read_slack_seconds
+        kind = self._served_kind or self.kind
         try:
-            response = self.kind.list_call(self._api)(
+            response = kind.list_call(self._api)(
                 watch=True,
                 resource_version=self._rv,
                 allow_watch_bookmarks=True,
@@ -248,8 +286,8 @@ class Reflector:
                 _request_timeout=(self._settings.connect_timeout_seconds, read_timeout),
             )
         except ApiException as exc:
-            if exc.status == GONE:
-                raise ResourceGoneError() from exc
+            if exc.status == GONE or (exc.status == NOT_FOUND and kind.optional):
+                raise ResourceGoneError() from exc  # a 404 here: the CRD went away; the relist says so
             raise inventory_error(exc, f"watch {self.kind.resource}") from exc
         self._set_response(response)
         self._mark_current()
@@ -292,10 +330,11 @@ class Reflector:
         if not isinstance(raw, Mapping):
             self._invalid(f"{event_type} event without an object")
             return
+        kind = self._served_kind or self.kind
         if event_type in ("ADDED", "MODIFIED"):
-            self._upsert(with_kind(dict(raw), self.kind), ChangeType(event_type))
+            self._upsert(with_kind(dict(raw), kind), ChangeType(event_type))
         elif event_type == "DELETED":
-            self._delete(with_kind(dict(raw), self.kind))
+            self._delete(with_kind(dict(raw), kind))
         elif event_type != "BOOKMARK":
             self._say("warning", "inventory_unknown_event_type", type=str(event_type)[:40])
         self._rv = raw_resource_version(raw) or self._rv

@@ -35,6 +35,9 @@ class ResourceStatus:
     """Objects that could not be converted, by kind (counted, logged, skipped)."""
     sink_errors: int = 0
     last_error: str = ""
+    served: bool = True
+    """False while the API server does not serve the resource (an optional CRD, such as Cilium's, is
+    not installed): then it is synced, up and empty, and rechecked now and then."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,7 @@ class ResourceStats:
     errors: int = 0
     sink_errors: int = 0
     last_error: str = ""
+    served: bool = True
     events: Counter[str] = field(default_factory=Counter)
     invalid_objects: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -81,4 +85,5 @@ class ResourceStats:
                 invalid_objects=MappingProxyType(dict(self.invalid_objects)),
                 sink_errors=self.sink_errors,
                 last_error=self.last_error,
+                served=self.served,
             )

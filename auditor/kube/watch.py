@@ -1,4 +1,5 @@
-"""The live inventory: list+watch Namespaces, Pods, Nodes and NetworkPolicies, one thread each.
+"""The live inventory: list+watch Namespaces, Pods, Nodes, NetworkPolicies and Cilium's CNPs, CCNPs
+and CiliumCIDRGroups, one thread each.
 
     watcher = InventoryWatcher(api_client_factory(), history.apply)
     watcher.start()
@@ -11,7 +12,8 @@ diffs of relists).  Calls to `sink` are serialised by the watcher, so it need no
 thread-safe, and must not block for long.  A resource's initial-list changes are all delivered
 before `synced(resource)` turns true, so a sink can tell them from later changes.
 `Change.time_ns` is the clock at receipt: Kubernetes watch events carry no time at which the
-change took effect.
+change took effect.  A Cilium resource whose CRD is not installed counts as synced and empty
+(see auditor.kube.reflector), so a cluster without Cilium's CRDs still becomes ready.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ class FindingKind(enum.Enum):
     DNS_DENIED = "dns-denied"
     HEALTH_CHECK_BLOCKED = "health-check-blocked"
     UNPROTECTED_POD = "unprotected-pod"
+    ATTRIBUTION_MISMATCH = "attribution-mismatch"
     # Static, from the inventory alone.
     NO_DEFAULT_DENY = "no-default-deny"
     MISSING_DNS_EGRESS = "missing-dns-egress"

@@ -10,13 +10,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
-EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
+from auditor.model.cilium import CiliumCIDRGroup, CiliumNetworkPolicy
+from auditor.model.labels import EMPTY_LABELS as EMPTY_LABELS
+from auditor.model.labels import LabelSelector as LabelSelector
+from auditor.model.labels import LabelSelectorRequirement as LabelSelectorRequirement
+from auditor.model.labels import no_labels
 
-
-def _no_labels() -> Mapping[str, str]:
-    return EMPTY_LABELS
+_no_labels = no_labels
 
 
 class PolicyDirection(enum.Enum):
@@ -24,28 +25,6 @@ class PolicyDirection(enum.Enum):
 
     INGRESS = "Ingress"
     EGRESS = "Egress"
-
-
-@dataclass(frozen=True, slots=True)
-class LabelSelectorRequirement:
-    """One matchExpressions entry."""
-
-    key: str
-    operator: str
-    """In, NotIn, Exists or DoesNotExist (validated by the policy engine)."""
-    values: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LabelSelector:
-    """metav1.LabelSelector; an empty selector matches everything."""
-
-    match_labels: Mapping[str, str] = field(default_factory=_no_labels, hash=False)
-    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.match_labels and not self.match_expressions
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +142,8 @@ class Pod:
     workload: WorkloadRef | None = None
     uid: str = ""
     resource_version: str = ""
+    service_account: str = ""
+    """spec.serviceAccountName ("" read as `default`, as the API server defaults it)."""
 
     @property
     def key(self) -> str:
@@ -201,8 +182,11 @@ class Node:
     resource_version: str = ""
 
 
-KubeObject = Pod | Namespace | Node | NetworkPolicy
+KubeObject = Pod | Namespace | Node | NetworkPolicy | CiliumNetworkPolicy | CiliumCIDRGroup
 """Every kind the inventory tracks."""
+
+AnyPolicy = NetworkPolicy | CiliumNetworkPolicy
+"""A policy of any kind the engine enforces."""
 
 
 class ChangeType(enum.Enum):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 
+from auditor.model.cilium import CiliumNetworkPolicy
 from auditor.model.k8s import Change, NetworkPolicy
 from auditor.policy.state import ClusterState
 
@@ -93,12 +94,12 @@ class ClusterHistory:
         return self._base
 
     def changes_between(self, from_ns: int, to_ns: int, *, policies_only: bool = False) -> list[Change]:
-        """Changes with from_ns <= time <= to_ns, in time order (optionally NetworkPolicy changes only)."""
+        """Changes with from_ns <= time <= to_ns, in time order (optionally policy changes only, any kind)."""
         lo = bisect.bisect_left(self._times, from_ns)
         hi = bisect.bisect_right(self._times, to_ns)
         found = self._changes[lo:hi]
         if policies_only:
-            return [c for c in found if isinstance(c.obj, NetworkPolicy)]
+            return [c for c in found if isinstance(c.obj, NetworkPolicy | CiliumNetworkPolicy)]
         return list(found)
 
     def prune(self, now_ns: int) -> int:

@@ -50,7 +50,8 @@ def peer_matches(state: ClusterState, peer: Peer, policy_namespace: str, other: 
             return False
     elif not selector_matches(peer.namespace_selector, state.namespace_labels(pod.namespace)):
         return False
-    return peer.pod_selector is None or selector_matches(peer.pod_selector, pod.labels)
+    selector = peer.pod_selector
+    return selector is None or selector_matches(selector, state.selector_labels(pod, selector))
 
 
 def first_peer(state: ClusterState, rule: Rule, policy_namespace: str, other: Subject,

@@ -13,28 +13,35 @@ hostNetwork pods are not indexed by IP (their IP is the node's; `node_by_ip` ans
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Mapping
 
 from auditor.errors import InvalidObjectError
+from auditor.model.cilium import CiliumCIDRGroup, CiliumNetworkPolicy
 from auditor.model.decision import PolicyId
 from auditor.model.k8s import (
     Change,
     ChangeType,
     KubeObject,
+    LabelSelector,
     Namespace,
     NetworkPolicy,
     Node,
     Pod,
     PolicyDirection,
 )
+from auditor.policy.cilium_compile import CompiledPolicy
+from auditor.policy.cilium_index import CiliumIndex, PolicyKey, group_key, policy_key
+from auditor.policy.cilium_labels import DEFAULT_CLUSTER, derived_labels, mentions_derived
 from auditor.policy.pmap import PMap
-from auditor.policy.selectors import namespace_labels, selector_matches
+from auditor.policy.selectors import namespace_labels, selector_keys, selector_matches
 from auditor.policy.validate import validate_policy
 
 _revisions = itertools.count(1)
 
 Key = tuple[str, str]
+KNP = "NetworkPolicy"
 
 
 def policy_applies(policy: NetworkPolicy, direction: PolicyDirection) -> bool:
@@ -59,21 +66,26 @@ def policy_id(policy: NetworkPolicy) -> PolicyId:
 class ClusterState:
     """One immutable snapshot of the inventory; see the module docstring."""
 
-    __slots__ = ("_ids", "_invalid", "_namespaces", "_node_ip", "_nodes", "_ns_labels", "_pod_ip", "_pods",
-                 "_pods_by_ns", "_policies", "_policies_by_ns", "_selecting", "_sorted", "revision")
+    __slots__ = ("_cilium", "_ids", "_invalid", "_namespaces", "_node_ip", "_nodes", "_ns_labels", "_pod_ip",
+                 "_pods", "_pods_by_ns", "_policies", "_policies_by_ns", "_selecting", "_sorted", "memo",
+                 "revision")
 
     def __init__(self, pods: PMap[Key, Pod], pods_by_ns: PMap[str, tuple[Pod, ...]], pod_ip: PMap[str, Pod],
                  namespaces: PMap[str, Namespace], nodes: PMap[str, Node], node_ip: PMap[str, Node],
                  policies: PMap[Key, NetworkPolicy], policies_by_ns: PMap[str, tuple[NetworkPolicy, ...]],
-                 invalid: PMap[Key, tuple[InvalidObjectError, ...]]) -> None:
+                 invalid: PMap[PolicyKey, tuple[InvalidObjectError, ...]],
+                 cilium: CiliumIndex | None = None) -> None:
         self._pods, self._pods_by_ns, self._pod_ip = pods, pods_by_ns, pod_ip
         self._namespaces, self._nodes, self._node_ip = namespaces, nodes, node_ip
         self._policies, self._policies_by_ns, self._invalid = policies, policies_by_ns, invalid
+        self._cilium = cilium if cilium is not None else CiliumIndex.empty()
         self.revision: int = next(_revisions)
         self._selecting: dict[tuple[str, str, PolicyDirection], tuple[NetworkPolicy, ...]] = {}
         self._ns_labels: dict[str, Mapping[str, str]] = {}
         self._sorted: dict[str, tuple[object, ...]] = {}
         self._ids: dict[Key, tuple[NetworkPolicy, PolicyId]] = {}
+        self.memo: dict[object, object] = {}
+        """Lazily computed lookups of other policy modules (Cilium identities, selecting specs)."""
 
     def drop_memos(self) -> None:
         """Forget lazily computed lookups (selector matches, sorted listings); they are rebuilt on demand.
@@ -85,6 +97,7 @@ class ClusterState:
         self._ns_labels = {}
         self._sorted = {}
         self._ids = {}
+        self.memo = {}
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -110,13 +123,24 @@ class ClusterState:
         if isinstance(obj, Namespace):
             namespaces = self._namespaces.delete(obj.name) if deleted else self._namespaces.set(obj.name, obj)
             return self._replace(namespaces=namespaces)
+        if isinstance(obj, CiliumNetworkPolicy):
+            cilium, errors = self._cilium.with_policy(obj, deleted)
+            return self._replace(cilium=cilium, invalid=self._with_errors(policy_key(obj), errors))
+        if isinstance(obj, CiliumCIDRGroup):
+            cilium, errors = self._cilium.with_group(obj, deleted)
+            return self._replace(cilium=cilium, invalid=self._with_errors(group_key(obj), errors))
         return self._with_node(obj, deleted)
+
+    def _with_errors(self, key: PolicyKey, errors: tuple[InvalidObjectError, ...]
+                     ) -> PMap[PolicyKey, tuple[InvalidObjectError, ...]]:
+        return self._invalid.set(key, errors) if errors else self._invalid.delete(key)
 
     def _replace(self, **parts: object) -> ClusterState:
         current: dict[str, object] = {
             "pods": self._pods, "pods_by_ns": self._pods_by_ns, "pod_ip": self._pod_ip,
             "namespaces": self._namespaces, "nodes": self._nodes, "node_ip": self._node_ip,
             "policies": self._policies, "policies_by_ns": self._policies_by_ns, "invalid": self._invalid,
+            "cilium": self._cilium,
         }
         current.update(parts)
         return ClusterState(**current)  # type: ignore[arg-type]
@@ -156,7 +180,7 @@ class ClusterState:
     def _with_policy(self, policy: NetworkPolicy, deleted: bool) -> ClusterState:
         key = (policy.namespace, policy.name)
         errors = () if deleted else tuple(validate_policy(policy))
-        invalid = self._invalid.set(key, errors) if errors else self._invalid.delete(key)
+        invalid = self._with_errors((KNP, *key), errors)
         keep = not deleted and not errors
         policies = self._policies.set(key, policy) if keep else self._policies.delete(key)
         siblings = tuple(p for p in (self._policies_by_ns.get(policy.namespace) or ()) if p.name != policy.name)
@@ -197,6 +221,16 @@ class ClusterState:
         """Why each skipped policy was skipped (one error per offending field)."""
         return [e for _, errors in sorted(self._invalid.items(), key=lambda kv: kv[0]) for e in errors]
 
+    @property
+    def cilium(self) -> CiliumIndex:
+        """The valid Cilium policies (compiled) and CIDR groups."""
+        return self._cilium
+
+    @property
+    def cilium_policies(self) -> tuple[CompiledPolicy, ...]:
+        """Every valid CNP and CCNP, compiled: CCNPs first, then CNPs by namespace/name."""
+        return self._sorted_values("cilium", self._cilium.policies)  # type: ignore[arg-type,return-value]
+
     def pod(self, namespace: str, name: str) -> Pod | None:
         return self._pods.get((namespace, name))
 
@@ -231,6 +265,21 @@ class ClusterState:
             self._ns_labels[name] = labels
         return labels
 
+    def selector_labels(self, pod: Pod, selector: LabelSelector) -> Mapping[str, str]:
+        """The labels a NetworkPolicy podSelector is matched against: the pod's own, plus the labels
+        Cilium puts in every identity (`io.kubernetes.pod.namespace`, `io.cilium.k8s.policy.*`,
+        `io.cilium.k8s.namespace.labels.*`) when the selector names one, as Cilium matches them."""
+        if not _names_derived(selector):
+            return pod.labels
+        key = ("knp-labels", pod.namespace, pod.name)
+        own = self._pods.get((pod.namespace, pod.name)) is pod
+        hit = self.memo.get(key) if own else None
+        if hit is None:
+            hit = {**pod.labels, **derived_labels(pod, self.namespace_labels(pod.namespace), DEFAULT_CLUSTER)}
+            if own:
+                self.memo[key] = hit
+        return hit  # type: ignore[return-value]
+
     def policy_id(self, policy: NetworkPolicy) -> PolicyId:
         """`policy_id(policy)`, memoised per policy object so decisions share PolicyId values."""
         key = (policy.namespace, policy.name)
@@ -250,10 +299,16 @@ class ClusterState:
             if hit is not None:
                 return hit
         found = tuple(p for p in self.policies_in(pod.namespace)
-                      if policy_applies(p, direction) and selector_matches(p.pod_selector, pod.labels))
+                      if policy_applies(p, direction)
+                      and selector_matches(p.pod_selector, self.selector_labels(pod, p.pod_selector)))
         if own:
             self._selecting[cache_key] = found
         return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _names_derived(selector: LabelSelector) -> bool:
+    return mentions_derived(selector_keys(selector))
 
 
 class _Builder:
@@ -264,6 +319,8 @@ class _Builder:
         self.namespaces: dict[str, Namespace] = {}
         self.nodes: dict[str, Node] = {}
         self.policies: dict[Key, NetworkPolicy] = {}
+        self.cilium: dict[PolicyKey, CiliumNetworkPolicy] = {}
+        self.groups: dict[str, CiliumCIDRGroup] = {}
 
     def put(self, obj: KubeObject) -> None:
         if isinstance(obj, Pod):
@@ -272,6 +329,10 @@ class _Builder:
             self.policies[(obj.namespace, obj.name)] = obj
         elif isinstance(obj, Namespace):
             self.namespaces[obj.name] = obj
+        elif isinstance(obj, CiliumNetworkPolicy):
+            self.cilium[policy_key(obj)] = obj
+        elif isinstance(obj, CiliumCIDRGroup):
+            self.groups[obj.name] = obj
         else:
             self.nodes[obj.name] = obj
 
@@ -280,12 +341,12 @@ class _Builder:
         for pod in self.pods.values():
             pods_by_ns.setdefault(pod.namespace, []).append(pod)
         pod_ip = [(ip, p) for p in self.pods.values() if not p.host_network for ip in p.ips]
-        invalid: dict[Key, tuple[InvalidObjectError, ...]] = {}
+        cilium, invalid = CiliumIndex.build(list(self.cilium.values()), list(self.groups.values()))
         valid: dict[Key, NetworkPolicy] = {}
         for key, policy in self.policies.items():
             errors = tuple(validate_policy(policy))
             if errors:
-                invalid[key] = errors
+                invalid[(KNP, *key)] = errors
             else:
                 valid[key] = policy
         pols_by_ns: dict[str, list[NetworkPolicy]] = {}
@@ -301,4 +362,5 @@ class _Builder:
             PMap.from_items(valid.items()),
             PMap.from_items((ns, tuple(sorted(ps, key=lambda p: p.name))) for ns, ps in pols_by_ns.items()),
             PMap.from_items(invalid.items()),
+            cilium,
         )

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from auditor.model.findings import Finding
 from auditor.policy.state import ClusterState
-from auditor.report.controls import CONTROLS, evaluate
+from auditor.report.controls import controls_for, evaluate
 from auditor.report.data import Completeness, NamespaceReport, PolicyChange, ReportData
 from auditor.report.evidence import policy_hits, runtime_evidence, sort_key, summary
-from auditor.report.posture import PolicyHits, namespace_names, namespace_report
+from auditor.report.posture import PolicyHits, invalid_clusterwide, namespace_names, namespace_report
 from auditor.report.usage import RuleUsage
 
 DEFAULT_TITLE = "Network policy compliance report"
@@ -44,6 +44,8 @@ class ReportInputs:
     """Only these namespaces (None: all)."""
     title: str = DEFAULT_TITLE
     generated_at_ns: int = 0
+    policy_enforcement: str = "default"
+    """Cilium's policy-enforcement mode the posture assumes (`always` isolates every pod)."""
 
 
 def _in_scope(findings: Sequence[Finding], only: Sequence[str] | None) -> tuple[Finding, ...]:
@@ -59,7 +61,8 @@ def _namespace_reports(inputs: ReportInputs, findings: Sequence[Finding]) -> tup
     for index, finding in enumerate(findings):
         if finding.kind.is_static:
             static.setdefault(finding.namespace, []).append(index)
-    return tuple(namespace_report(state, name, inputs.policy_hits, inputs.usage, tuple(static.get(name, ())))
+    return tuple(namespace_report(state, name, inputs.policy_hits, inputs.usage, tuple(static.get(name, ())),
+                                  inputs.policy_enforcement)
                  for name in namespace_names(state, inputs.namespaces))
 
 
@@ -83,9 +86,10 @@ def build_report(inputs: ReportInputs) -> ReportData:
         posture_note=inputs.posture_note,
         summary=summary(findings, namespaces, dict(inputs.flows_by_verdict), posture),
         completeness=inputs.completeness,
-        controls=CONTROLS,
+        controls=controls_for(namespaces),
         control_results=evaluate(namespaces, findings, finding_namespaces, posture),
         namespaces=namespaces,
         findings=findings,
         evidence=runtime_evidence(findings, namespaces, changes, inputs.usage is not None, hits),
+        invalid_clusterwide=invalid_clusterwide(inputs.state) if inputs.state is not None else (),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 from auditor.model.findings import Finding, FindingKind
 from auditor.report.data import Control, ControlResult, NamespaceReport
@@ -34,6 +35,28 @@ NSA_ENFORCED = Control(
     "unknown without such traffic",
 )
 CONTROLS = (CIS_5_3_2, NSA_DEFAULT_DENY, NSA_ENFORCED)
+"""The controls as checked in a cluster with NetworkPolicies only."""
+
+CILIUM_CONTROLS = (
+    replace(CIS_5_3_2, how_checked="pass when the namespace has at least one valid NetworkPolicy or "
+            "CiliumNetworkPolicy, or a CiliumClusterwideNetworkPolicy selects pods in it"),
+    replace(NSA_DEFAULT_DENY, how_checked="pass when default-deny policies (a NetworkPolicy with an empty "
+            "podSelector, a CiliumNetworkPolicy with an empty endpointSelector, a "
+            "CiliumClusterwideNetworkPolicy selecting every pod of the namespace; or Cilium's "
+            "policy-enforcement=always) isolate every pod of the namespace for ingress and for egress; "
+            "kube-system is not applicable (the checklist item excepts it)"),
+    NSA_ENFORCED,
+)
+"""The same controls where Cilium's policy kinds are in force: every kind counts."""
+
+
+def controls_for(namespaces: Sequence[NamespaceReport]) -> tuple[Control, ...]:
+    """CILIUM_CONTROLS when a namespace lists a Cilium policy, else CONTROLS."""
+    return CILIUM_CONTROLS if _any_cilium(namespaces) else CONTROLS
+
+
+def _any_cilium(namespaces: Sequence[NamespaceReport]) -> bool:
+    return any(p.is_cilium for ns in namespaces for p in ns.policies)
 
 EXEMPT_FROM_DEFAULT_DENY = "kube-system"
 
@@ -52,15 +75,30 @@ def _indexes(found: Indexed, *kinds: FindingKind) -> tuple[int, ...]:
     return tuple(i for i, f in found if f.kind in kinds)
 
 
-def cis_5_3_2(ns: NamespaceReport) -> ControlResult:
+_PLURALS = (("NetworkPolicy", "NetworkPolicies"), ("CiliumNetworkPolicy", "CiliumNetworkPolicies"),
+            ("CiliumClusterwideNetworkPolicy", "CiliumClusterwideNetworkPolicies"))
+
+
+def _policies_text(ns: NamespaceReport) -> str:
+    """`NetworkPolicies: a, b; CiliumNetworkPolicies: c; CiliumClusterwideNetworkPolicies: d`, kinds present."""
+    parts = []
+    for kind, plural in _PLURALS:
+        names = [p.name for p in ns.policies if p.kind == kind]
+        if names:
+            parts.append(f"{plural}: {', '.join(names)}")
+    return "; ".join(parts)
+
+
+def cis_5_3_2(ns: NamespaceReport, cilium: bool = False) -> ControlResult:
+    """Pass with a policy of any kind that applies in the namespace (listed in its report)."""
     if ns.policies:
-        names = ", ".join(p.name for p in ns.policies)
-        return ControlResult(CIS_5_3_2.id, ns.name, PASS, f"NetworkPolicies: {names}")
-    return ControlResult(CIS_5_3_2.id, ns.name, FAIL,
-                         f"no NetworkPolicy in the namespace; nothing restricts its {_pods(ns.pods)}")
+        return ControlResult(CIS_5_3_2.id, ns.name, PASS, _policies_text(ns))
+    what = "no NetworkPolicy or Cilium policy applies in the namespace" if cilium else (
+        "no NetworkPolicy in the namespace")
+    return ControlResult(CIS_5_3_2.id, ns.name, FAIL, f"{what}; nothing restricts its {_pods(ns.pods)}")
 
 
-def nsa_default_deny(ns: NamespaceReport, found: Indexed) -> ControlResult:
+def nsa_default_deny(ns: NamespaceReport, found: Indexed, cilium: bool = False) -> ControlResult:
     related = _indexes(found, FindingKind.NO_DEFAULT_DENY)
     if ns.name == EXEMPT_FROM_DEFAULT_DENY:
         return ControlResult(NSA_DEFAULT_DENY.id, ns.name, NOT_APPLICABLE,
@@ -70,8 +108,9 @@ def nsa_default_deny(ns: NamespaceReport, found: Indexed) -> ControlResult:
     open_pods = (f"{ns.pods - ns.ingress_isolated} of {_pods(ns.pods)} not isolated for ingress, "
                  f"{ns.pods - ns.egress_isolated} for egress")
     if missing:
+        what = "default-deny policy" if cilium else "empty-podSelector policy"
         return ControlResult(NSA_DEFAULT_DENY.id, ns.name, FAIL,
-                             f"no empty-podSelector policy for {' and '.join(missing)}; {open_pods}", related)
+                             f"no {what} for {' and '.join(missing)}; {open_pods}", related)
     evidence = (f"ingress: {', '.join(ns.default_deny_ingress)}; egress: {', '.join(ns.default_deny_egress)}; "
                 f"all {_pods(ns.pods)} isolated both ways")
     return ControlResult(NSA_DEFAULT_DENY.id, ns.name, PASS, evidence, related)
@@ -86,7 +125,8 @@ def nsa_enforced(ns: NamespaceReport | None, name: str, found: Indexed) -> Contr
                              f"{flows} flows the policies deny were forwarded ({len(gaps)} findings)", gaps)
     drops = _indexes(found, FindingKind.POLICY_DROP)
     dropped = sum(counts[i].count for i in drops)
-    allowed = sum(p.allowed for p in ns.policies) if ns is not None else 0
+    # a CiliumClusterwideNetworkPolicy's hits are cluster-wide, not this namespace's
+    allowed = sum(p.allowed for p in ns.policies if p.namespace == ns.name) if ns is not None else 0
     if dropped or allowed:
         return ControlResult(NSA_ENFORCED.id, name, PASS,
                              f"{dropped} flows dropped as the policies require, {allowed} admitted by a "
@@ -102,9 +142,11 @@ def evaluate(namespaces: Sequence[NamespaceReport], findings: Sequence[Finding],
         by_ns[finding.namespace].append((index, finding))
     results: list[ControlResult] = []
     if posture_available:
+        cilium = _any_cilium(namespaces)
         for ns in namespaces:
             found = by_ns.get(ns.name, [])
-            results.extend([cis_5_3_2(ns), nsa_default_deny(ns, found), nsa_enforced(ns, ns.name, found)])
+            results.extend([cis_5_3_2(ns, cilium), nsa_default_deny(ns, found, cilium),
+                            nsa_enforced(ns, ns.name, found)])
         return tuple(results)
     for name in finding_namespaces:
         for control in (CIS_5_3_2, NSA_DEFAULT_DENY):

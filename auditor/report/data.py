@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from auditor.model.decision import KNP_KIND, PolicyId
 from auditor.model.findings import Finding
 
 SCHEMA_VERSION = "1"
@@ -60,20 +61,29 @@ class RuleUse:
     index: int
     summary: str
     matched: int | None
+    path: str = ""
+    """A Cilium rule's place in its policy (`ingress[0]`, `specs[1].egressDeny[0]`); "" for a KNP rule."""
+
+    @property
+    def label(self) -> str:
+        """`Ingress 0` for a NetworkPolicy rule, the path for a Cilium one."""
+        return self.path or f"{self.direction} {self.index}"
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyReport:
-    """A NetworkPolicy, what it selects, and the traffic it decided in the window."""
+    """A policy of any kind, what it selects, and the traffic it decided in the window."""
 
     namespace: str
+    """"" for a CiliumClusterwideNetworkPolicy."""
     name: str
     revision: str
     directions: tuple[str, ...]
-    """Ingress and/or Egress, after API-server defaulting."""
+    """Ingress and/or Egress, after API-server defaulting (Cilium: the directions it has rules for)."""
     selector: str
-    """The podSelector as text; "(all pods)" for an empty one."""
+    """The podSelector (Cilium: endpointSelectors / nodeSelectors) as text; "(all pods)" for an empty one."""
     selected_pods: tuple[str, ...]
+    """Names of the pods it selects in the namespace it is listed in."""
     rules: tuple[RuleUse, ...]
     allowed: int = 0
     """Flows allowed with this policy as the primary admitting policy."""
@@ -81,10 +91,17 @@ class PolicyReport:
     """Flows dropped with this policy among the isolating ones (primary attribution)."""
     isolating_hits: int | None = None
     """Distinct denied connections this policy isolated (any attribution), None when not known."""
+    kind: str = KNP_KIND
+    """NetworkPolicy, CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy (`PolicyId.kind`)."""
 
     @property
     def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+        """`namespace/name` for a NetworkPolicy; with the kind in front for Cilium's (`PolicyId.ref`)."""
+        return PolicyId(self.namespace, self.name, kind=self.kind).ref
+
+    @property
+    def is_cilium(self) -> bool:
+        return self.kind != KNP_KIND
 
     @property
     def matched_any(self) -> bool | None:
@@ -117,7 +134,8 @@ class NamespaceReport:
     ingress_isolated: int
     egress_isolated: int
     default_deny_ingress: tuple[str, ...]
-    """Policies with an empty podSelector that apply to ingress (isolate every pod)."""
+    """Policies that isolate every pod for ingress: NetworkPolicies with an empty podSelector (by name),
+    Cilium policies selecting every pod of the namespace (`PolicyId.ref`), or `policy-enforcement=always`."""
     default_deny_egress: tuple[str, ...]
     policies: tuple[PolicyReport, ...]
     unprotected: tuple[PodGap, ...]
@@ -215,6 +233,7 @@ class Summary:
     namespaces: int
     namespaces_default_deny: int
     policies: int
+    """Distinct policies of every kind listed in the namespaces shown."""
     flows_by_verdict: tuple[tuple[str, int], ...]
     findings_by_kind: tuple[tuple[str, int], ...]
     findings_by_severity: tuple[tuple[str, int], ...]
@@ -222,6 +241,12 @@ class Summary:
     """Posture score 0..100 (None when there are no pods to judge)."""
     score_formula: str
     score_inputs: tuple[tuple[str, str], ...]
+    policies_by_kind: tuple[tuple[str, int], ...] = ()
+    """`policies` per kind present: NetworkPolicy, CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy."""
+
+    @property
+    def has_cilium_policies(self) -> bool:
+        return any(kind != KNP_KIND for kind, _ in self.policies_by_kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +271,8 @@ class ReportData:
     """Sorted: severity (worst first), kind, namespace, workload, peer, port."""
     evidence: Evidence
     schema_version: str = SCHEMA_VERSION
+    invalid_clusterwide: tuple[str, ...] = ()
+    """Why each cluster-scoped object (CiliumClusterwideNetworkPolicy, CiliumCIDRGroup) was left out."""
 
     def finding_id(self, index: int) -> str:
         """A stable, human-friendly id of findings[index] (F1, F2, ...)."""

@@ -5,12 +5,23 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from auditor.model.decision import CCNP_KIND, CNP_KIND, KNP_KIND, PolicyId
 from auditor.model.findings import Finding, FindingKind, Severity
-from auditor.report.data import Connection, Evidence, NamespaceReport, PolicyChange, PolicyHit, Summary
+from auditor.report.data import (
+    Connection,
+    Evidence,
+    NamespaceReport,
+    PolicyChange,
+    PolicyHit,
+    PolicyReport,
+    RuleUse,
+    Summary,
+)
 
 TOP_DENIED = 20
 """Denied connections listed in the runtime evidence (all of them stay in the findings)."""
 
+POLICY_KINDS = (KNP_KIND, CNP_KIND, CCNP_KIND)
 DENIED_KINDS = (FindingKind.POLICY_DROP, FindingKind.UNEXPECTED_DROP)
 SCORE_FORMULA = (
     "score = max(0, round(60*I + 40*N) - 5*S), where I = pod directions isolated / (2 * pods), "
@@ -42,14 +53,25 @@ def _of_kind(findings: Sequence[Finding], *kinds: FindingKind) -> tuple[int, ...
     return tuple(i for i, f in enumerate(findings) if f.kind in kinds)
 
 
-def policy_hits(namespaces: Sequence[NamespaceReport], hits: Mapping[tuple[str, str], tuple[int, int]],
+def distinct_policies(namespaces: Sequence[NamespaceReport]) -> tuple[PolicyReport, ...]:
+    """Every policy listed in the namespaces, once: a CiliumClusterwideNetworkPolicy may be listed in many."""
+    found: dict[str, PolicyReport] = {}
+    for ns in namespaces:
+        for policy in ns.policies:
+            found.setdefault(policy.key, policy)
+    return tuple(found.values())
+
+
+def policy_hits(namespaces: Sequence[NamespaceReport], hits: Mapping[tuple[str, str, str], tuple[int, int]],
                 posture_available: bool) -> tuple[PolicyHit, ...]:
-    """Per-policy hits of the posture's policies, or without a posture of every policy counted."""
+    """Per-policy hits of the posture's policies (each once: a cluster-wide policy may be listed in
+    several namespaces), or without a posture of every policy counted.  Hits are keyed (namespace,
+    name, kind) and a policy is named by `PolicyId.ref`: `ns/name` for a NetworkPolicy,
+    `CiliumNetworkPolicy ns/name`, `CiliumClusterwideNetworkPolicy name`."""
     if posture_available:
-        return tuple(PolicyHit(p.key, p.allowed, p.dropped, p.isolating_hits)
-                     for ns in namespaces for p in ns.policies)
-    return tuple(PolicyHit(f"{ns}/{name}", allowed, dropped)
-                 for (ns, name), (allowed, dropped) in sorted(hits.items()))
+        return tuple(PolicyHit(p.key, p.allowed, p.dropped, p.isolating_hits) for p in distinct_policies(namespaces))
+    return tuple(PolicyHit(PolicyId(ns, name, kind=kind).ref, allowed, dropped)
+                 for (ns, name, kind), (allowed, dropped) in sorted(hits.items()))
 
 
 def runtime_evidence(findings: Sequence[Finding], namespaces: Sequence[NamespaceReport],
@@ -58,12 +80,10 @@ def runtime_evidence(findings: Sequence[Finding], namespaces: Sequence[Namespace
     denied = sorted(_of_kind(findings, *DENIED_KINDS), key=lambda i: (-findings[i].count, i))
     unused_policies: list[str] = []
     unused_rules: list[str] = []
-    for ns in namespaces:
-        for policy in ns.policies:
-            if policy.matched_any is False:
-                unused_policies.append(policy.key)
-            unused_rules.extend(f"{policy.key} {rule.direction.lower()} rule {rule.index}"
-                                for rule in policy.rules if rule.matched == 0)
+    for policy in distinct_policies(namespaces):
+        if policy.matched_any is False:
+            unused_policies.append(policy.key)
+        unused_rules.extend(_rule_name(policy, rule) for rule in policy.rules if rule.matched == 0)
     return Evidence(
         top_denied=tuple(connection(findings, i) for i in denied[:TOP_DENIED]),
         unexpected=_of_kind(findings, FindingKind.UNEXPECTED_DROP, FindingKind.UNEXPECTED_ALLOW),
@@ -75,6 +95,13 @@ def runtime_evidence(findings: Sequence[Finding], namespaces: Sequence[Namespace
         changes=tuple(sorted(changes, key=lambda c: (c.time_ns, c.namespace, c.name, c.revision))),
         policy_hits=hits,
     )
+
+
+def _rule_name(policy: PolicyReport, rule: RuleUse) -> str:
+    """`shop/p ingress rule 0` for a NetworkPolicy's rule, `CiliumNetworkPolicy shop/p specs[1].egress[0]`."""
+    if rule.path:
+        return f"{policy.key} {rule.path}"
+    return f"{policy.key} {rule.direction.lower()} rule {rule.index}"
 
 
 def _tally(values: Sequence[str], order: Sequence[str]) -> tuple[tuple[str, int], ...]:
@@ -91,6 +118,7 @@ def summary(findings: Sequence[Finding], namespaces: Sequence[NamespaceReport],
     deny = sum(1 for ns in namespaces if ns.has_default_deny)
     deny_with_pods = sum(1 for ns in with_pods if ns.has_default_deny)
     serious = sum(1 for f in findings if f.severity.at_least(Severity.HIGH))
+    policies = distinct_policies(namespaces)
     score: int | None = None
     inputs: list[tuple[str, str]] = [("S", str(serious))]
     if posture_available and pods:
@@ -104,7 +132,7 @@ def summary(findings: Sequence[Finding], namespaces: Sequence[NamespaceReport],
         egress_isolated=egress,
         namespaces=len(namespaces),
         namespaces_default_deny=deny,
-        policies=sum(len(ns.policies) for ns in namespaces),
+        policies=len(policies),
         flows_by_verdict=tuple(sorted(flows_by_verdict.items())),
         findings_by_kind=_tally([f.kind.value for f in findings], [k.value for k in FindingKind]),
         findings_by_severity=_tally([f.severity.value for f in findings],
@@ -112,4 +140,5 @@ def summary(findings: Sequence[Finding], namespaces: Sequence[NamespaceReport],
         score=score,
         score_formula=SCORE_FORMULA,
         score_inputs=tuple(inputs),
+        policies_by_kind=_tally([p.kind for p in policies], POLICY_KINDS),
     )

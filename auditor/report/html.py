@@ -147,6 +147,9 @@ def _namespaces(data: ReportData) -> str:
         body = f'<p class="note" id="posture-unavailable">Posture unavailable: {esc(data.posture_note)}</p>'
     else:
         body = "".join(_namespace(data, ns) for ns in data.namespaces) or '<p class="empty">No namespaces.</p>'
+        if data.invalid_clusterwide:
+            body = (f"<h3>Invalid cluster-wide policies</h3>"
+                    f'{table(rows.invalid_clusterwide(data), "invalid-clusterwide")}{body}')
     return f'<section id="namespaces"><h2>4. Namespaces</h2>{body}</section>'
 
 

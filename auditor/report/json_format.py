@@ -26,13 +26,18 @@ def finding_json(f: Finding) -> dict[str, Any]:
 
 
 def _policy(p: PolicyReport) -> dict[str, Any]:
-    return {
+    """A policy; `kind` and the rules' `path` are there only for Cilium's kinds (a NetworkPolicy's
+    object stays as it was in schema version 1)."""
+    found: dict[str, Any] = {
         "namespace": p.namespace, "name": p.name, "revision": p.revision, "directions": list(p.directions),
         "selector": p.selector, "selected_pods": list(p.selected_pods), "allowed": p.allowed,
         "dropped": p.dropped, "isolating_hits": p.isolating_hits, "matched_any": p.matched_any,
-        "rules": [{"direction": r.direction, "index": r.index, "summary": r.summary, "matched": r.matched}
-                  for r in p.rules],
+        "rules": [{"direction": r.direction, "index": r.index, "summary": r.summary, "matched": r.matched,
+                   **({"path": r.path} if r.path else {})} for r in p.rules],
     }
+    if p.is_cilium:
+        found["kind"] = p.kind
+    return found
 
 
 def _namespace(data: ReportData, ns: NamespaceReport) -> dict[str, Any]:
@@ -57,6 +62,7 @@ def _summary(data: ReportData) -> dict[str, Any]:
         "flows_by_verdict": dict(s.flows_by_verdict), "findings_by_kind": dict(s.findings_by_kind),
         "findings_by_severity": dict(s.findings_by_severity), "score": s.score,
         "score_formula": s.score_formula, "score_inputs": dict(s.score_inputs),
+        **({"policies_by_kind": dict(s.policies_by_kind)} if s.has_cilium_policies else {}),
     }
 
 
@@ -111,6 +117,7 @@ def document(data: ReportData) -> dict[str, Any]:
         "namespaces": [_namespace(data, ns) for ns in data.namespaces],
         "findings": [{"id": data.finding_id(i), **finding_json(f)} for i, f in enumerate(data.findings)],
         "evidence": _evidence(data),
+        **({"invalid_clusterwide": list(data.invalid_clusterwide)} if data.invalid_clusterwide else {}),
     }
 
 

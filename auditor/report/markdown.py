@@ -96,6 +96,8 @@ def _namespaces(data: ReportData) -> list[str]:
     lines = ["## 4. Namespaces", ""]
     if not data.posture_available:
         return [*lines, f"Posture unavailable: {md(data.posture_note)}", ""]
+    if data.invalid_clusterwide:
+        lines += ["**Invalid cluster-wide policies**", "", *table(rows.invalid_clusterwide(data))]
     if not data.namespaces:
         return [*lines, "_No namespaces._", ""]
     for ns in data.namespaces:

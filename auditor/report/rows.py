@@ -25,6 +25,18 @@ Ref = Callable[[int], object]
 Table = tuple[tuple[str, ...], list[tuple[object, ...]]]
 
 
+PLURALS = {"NetworkPolicy": "NetworkPolicies", "CiliumNetworkPolicy": "CiliumNetworkPolicies",
+           "CiliumClusterwideNetworkPolicy": "CiliumClusterwideNetworkPolicies"}
+
+
+def _policy_counts(data: ReportData) -> list[tuple[object, ...]]:
+    """One "NetworkPolicies" row; with Cilium's kinds in force, the total and a row per kind."""
+    s = data.summary
+    if not s.has_cilium_policies:
+        return [("NetworkPolicies", s.policies)]
+    return [("Policies (every kind)", s.policies), *((PLURALS.get(k, k), n) for k, n in s.policies_by_kind)]
+
+
 def summary(data: ReportData) -> Table:
     s = data.summary
     return (("Measure", "Value"), [
@@ -32,7 +44,7 @@ def summary(data: ReportData) -> Table:
          f"{s.ingress_isolated} of {s.pods} ({percent(s.ingress_isolated, s.pods)})"),
         ("Pods isolated for egress", f"{s.egress_isolated} of {s.pods} ({percent(s.egress_isolated, s.pods)})"),
         ("Namespaces with default deny (ingress and egress)", f"{s.namespaces_default_deny} of {s.namespaces}"),
-        ("NetworkPolicies", s.policies),
+        *_policy_counts(data),
         ("Posture score", "n/a" if s.score is None else f"{s.score} / 100"),
     ])
 
@@ -71,10 +83,10 @@ def policies(ns: NamespaceReport, rules: Callable[[Sequence[str]], object]) -> T
               "Allowed", "Dropped")
     rows: list[tuple[object, ...]] = []
     for p in ns.policies:
-        texts = [f"{r.direction} {r.index}: {r.summary}: {'n/a' if r.matched is None else r.matched}"
-                 for r in p.rules]
+        texts = [f"{r.label}: {r.summary}: {'n/a' if r.matched is None else r.matched}" for r in p.rules]
         selected = ", ".join(p.selected_pods) or "none"
-        rows.append((p.name, p.revision, ", ".join(p.directions), p.selector, selected, rules(texts), p.allowed,
+        name = f"{p.kind} {p.name}" if p.is_cilium else p.name
+        rows.append((name, p.revision, ", ".join(p.directions), p.selector, selected, rules(texts), p.allowed,
                      p.dropped))
     return header, rows
 
@@ -87,6 +99,11 @@ def pod_gaps(ns: NamespaceReport) -> Table:
 
 def invalid_policies(ns: NamespaceReport) -> Table:
     return (("Left out of the posture: the API server would reject it",), [(e,) for e in ns.invalid_policies])
+
+
+def invalid_clusterwide(data: ReportData) -> Table:
+    return (("Cluster-scoped objects left out of the posture: the API server would reject them",),
+            [(e,) for e in data.invalid_clusterwide])
 
 
 def static_findings(data: ReportData, ns: NamespaceReport, ref: Ref) -> Table:
