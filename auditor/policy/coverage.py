@@ -6,7 +6,8 @@ CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy (`CompiledPolicy`, from `st
 
 Cilium's `policy-enforcement` mode (`default`, `always`, `never`; see `PolicyEngine`) changes what
 isolates: under `always` every endpoint is in default deny whether or not a policy selects it, under
-`never` nothing is enforced.  Functions that depend on it take `policy_enforcement`.
+`never` nothing is enforced (Documentation/security/policy/intro.rst, "Policy Enforcement Modes").
+Functions that depend on it take `policy_enforcement`; `allows_port` reads it from its engine.
 """
 
 from __future__ import annotations

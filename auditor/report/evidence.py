@@ -69,7 +69,8 @@ def policy_hits(namespaces: Sequence[NamespaceReport], hits: Mapping[tuple[str, 
     name, kind) and a policy is named by `PolicyId.ref`: `ns/name` for a NetworkPolicy,
     `CiliumNetworkPolicy ns/name`, `CiliumClusterwideNetworkPolicy name`."""
     if posture_available:
-        return tuple(PolicyHit(p.key, p.allowed, p.dropped, p.isolating_hits) for p in distinct_policies(namespaces))
+        return tuple(PolicyHit(p.key, p.allowed, p.dropped, p.isolating_hits)
+                     for p in distinct_policies(namespaces))
     return tuple(PolicyHit(PolicyId(ns, name, kind=kind).ref, allowed, dropped)
                  for (ns, name, kind), (allowed, dropped) in sorted(hits.items()))
 
