@@ -10,10 +10,10 @@ workloads, policies, probe ports), never by IPs or flow counts.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from auditor.findings.dns import DnsQueryCache, is_refused_by_proxy
+from auditor.findings.dns import DnsAnswers, DnsQueryCache, is_refused_by_proxy
 from auditor.findings.resolve import Resolution, Resolved, resolve_endpoint
 from auditor.findings.runtime import (
     Judged,
@@ -27,7 +27,16 @@ from auditor.findings.runtime import (
 )
 from auditor.findings.selection import DropDeduplicator, FlowClass, classify
 from auditor.findings.symptoms import dns_denied_by_policy, dns_refused, health_check_blocked
-from auditor.model.decision import KNP_KIND, Decision, Enforcement, PodSubject, PolicyId, SideDecision, Subject
+from auditor.model.decision import (
+    KNP_KIND,
+    Decision,
+    Enforcement,
+    ExternalSubject,
+    PodSubject,
+    PolicyId,
+    SideDecision,
+    Subject,
+)
 from auditor.model.events import FlowEvent
 from auditor.model.findings import Finding, FindingKind
 from auditor.model.flows import Direction, Flow
@@ -114,6 +123,7 @@ class Correlator:
         self._engine = engine
         self._dedup = dedup or DropDeduplicator()
         self._dns = dns_cache or DnsQueryCache()
+        self._answers = DnsAnswers()
         self._resolved: dict[tuple[object, ...], Resolved] = {}
         self._outcomes: dict[tuple[object, ...], _Outcome] = {}
         self.stats = CorrelatorStats()
@@ -128,7 +138,7 @@ class Correlator:
             return []
         state = self._history.at(flow.time_ns)
         src = self._resolve(flow, state, source=True)
-        dst = self._resolve(flow, state, source=False)
+        dst = self._with_answers(flow, self._resolve(flow, state, source=False))
         if kind is _DNS_RESPONSE:
             return self._dns_response(flow, src, dst)
         if Resolution.HEALTH in (src.resolution, dst.resolution):
@@ -165,6 +175,7 @@ class Correlator:
             stats.last_ns = time_ns
         if flow.l7 is not None and flow.l7.dns is not None:
             self._dns.observe(flow)
+            self._answers.observe(flow)
         kind = classify(flow)
         if kind is _REPLY or kind is _NOT_DECISION:
             stats.skipped[kind.value] += 1
@@ -188,6 +199,17 @@ class Correlator:
             hit = resolve_endpoint(endpoint, flow.node_name, state)
             self._resolved[key] = hit
         return hit
+
+    def _with_answers(self, flow: Flow, dst: Resolved) -> Resolved:
+        """An external destination with the names its client resolved to it (for toFQDNs rules)."""
+        subject = dst.subject
+        if not len(self._answers) or not isinstance(subject, ExternalSubject) or not subject.ip:
+            return dst
+        names = self._answers.names_for(flow.source.ip, subject.ip, flow.time_ns)
+        if not names or set(names) <= set(subject.names):
+            return dst
+        merged = tuple(sorted({*subject.names, *names}))
+        return replace(dst, subject=replace(subject, names=merged))
 
     def _judge(self, kind: FlowClass, flow: Flow, state: ClusterState, src: Resolved, dst: Resolved
                ) -> _Outcome:

@@ -24,6 +24,12 @@ _DNS_PROTOCOLS = (Protocol.UDP, Protocol.TCP)
 SocketKey = tuple[str, int, str]
 """(client ip, client port, server ip)."""
 
+DNS_ANSWER_MAX_KEYS = 65_536
+DEFAULT_ANSWER_TTL_NS = 3600 * 10**9
+"""How long an answer counts when Hubble gave no TTL (an hour; Cilium keeps names at least as long)."""
+MIN_ANSWER_TTL_NS = 60 * 10**9
+"""Cilium's `tofqdns-min-ttl` default lets a name's addresses be used for at least this long."""
+
 
 def is_dns_port(flow: Flow) -> bool:
     """True for UDP or TCP traffic to port 53."""
@@ -81,3 +87,46 @@ class DnsQueryCache:
         if name:
             self._names.move_to_end(key)
         return name
+
+
+class DnsAnswers:
+    """The names each client resolved to each address, from the DNS answers Hubble showed.
+
+    `toFQDNs` rules admit an address for the clients that looked the name up, while the answer is
+    valid (its TTL, at least Cilium's minimum); `names_for(client, address, t)` gives those names.
+    Bounded: least recently answered (client, address) pairs are evicted first.
+    """
+
+    def __init__(self, max_keys: int = DNS_ANSWER_MAX_KEYS) -> None:
+        self._max_keys = max_keys
+        self._answers: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def observe(self, flow: Flow) -> None:
+        """Remember the addresses of an L7 DNS response for its client (the response's destination)."""
+        dns = dns_record(flow)
+        if dns is None or flow.l7 is None or flow.l7.type is not L7Type.RESPONSE or not dns.ips:
+            return
+        name = dns.query.lower().rstrip(".")
+        if not name:
+            return
+        ttl_ns = max(dns.ttl * 10**9, MIN_ANSWER_TTL_NS) if dns.ttl else DEFAULT_ANSWER_TTL_NS
+        client = flow.destination.ip
+        for address in dns.ips:
+            key = (client, address)
+            names = self._answers.get(key)
+            if names is None:
+                names = self._answers[key] = {}
+            names[name] = flow.time_ns + ttl_ns
+            self._answers.move_to_end(key)
+        while len(self._answers) > self._max_keys:
+            self._answers.popitem(last=False)
+
+    def names_for(self, client: str, address: str, time_ns: int) -> tuple[str, ...]:
+        """Names `client` resolved to `address` whose answer is still valid at `time_ns`, sorted."""
+        names = self._answers.get((client, address))
+        if not names:
+            return ()
+        return tuple(sorted(n for n, until in names.items() if until >= time_ns))

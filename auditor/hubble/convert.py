@@ -165,7 +165,7 @@ def _l7(l7: Any) -> L7Info:
     dns = http = None
     if record == "dns":
         d = l7.dns
-        dns = DNSInfo(d.query, d.rcode, tuple(d.qtypes), tuple(d.ips), d.observation_source)
+        dns = DNSInfo(d.query, d.rcode, tuple(d.qtypes), tuple(d.ips), d.observation_source, d.ttl)
     elif record == "http":
         h = l7.http
         http = HTTPInfo(h.method, h.url, h.code, h.protocol)

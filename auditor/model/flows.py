@@ -170,6 +170,8 @@ class DNSInfo:
     qtypes: tuple[str, ...] = ()
     ips: tuple[str, ...] = ()
     observation_source: str = ""
+    ttl: int = 0
+    """Seconds the answer's addresses may be cached (0 when Hubble did not say)."""
 
 
 @dataclass(frozen=True, slots=True)
