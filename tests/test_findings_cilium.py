@@ -31,7 +31,7 @@ from auditor.model.flows import (
     Protocol,
     Verdict,
 )
-from tests.findings_support import API, SECOND, T0, WEB, correlator, drop, ep, flow, kinds, select
+from tests.findings_support import API, DNS, SECOND, T0, WEB, correlator, drop, ep, flow, kinds, select
 
 WORLD_IP = "198.51.100.7"
 WORLD = Endpoint(ip=WORLD_IP, identity=2, labels=("reserved:world",))
@@ -175,3 +175,25 @@ class TestAttributionMismatch:
         allowed = replace(flow(ep(WEB), ep(API, 8080), event=EventType.POLICY_VERDICT),
                           ingress_allowed_by=(PolicyRef("api-from-web", "shop", "CiliumNetworkPolicy", 5),))
         assert FindingKind.ATTRIBUTION_MISMATCH not in kinds(c.process(allowed))
+
+
+KUBE_DNS = Endpoint(ip="10.0.1.53", port=53, namespace="kube-system", pod_name="coredns-1",
+                    labels=("k8s:app=kube-dns",))
+WEB_DNS = cnp("web-dns", CiliumPolicySpec(endpoint_selector=select(app="web"), egress=(
+    CiliumRule(endpoints=(select(**{"io.kubernetes.pod.namespace": "kube-system"}),),
+               to_ports=(PortRule((CiliumPort("53", 0, "UDP"),), l7=("dns",)),)),)))
+
+
+class TestDnsProxyRefusals:
+    def test_a_refused_answer_names_the_dns_rule_that_sent_the_lookup_to_the_proxy(self) -> None:
+        """dns-denied from the proxy's REFUSED names the client's CNP rule with rules.dns."""
+        c = correlator(WEB, API, DNS, WEB_DNS)
+        info = L7Info(type=L7Type.RESPONSE, dns=DNSInfo(query="blocked.example.", rcode=5,
+                                                        observation_source="proxy"))
+        refused = flow(KUBE_DNS, ep(WEB), event=EventType.L7, direction=Direction.EGRESS, protocol=Protocol.UDP,
+                       l7=info, is_reply=True)
+        [finding] = c.process(refused)
+        assert finding.kind is FindingKind.DNS_DENIED
+        assert finding.policies == ("CiliumNetworkPolicy shop/web-dns@5",)
+        assert finding.detail("dns-rule") == "CiliumNetworkPolicy shop/web-dns@5 egress[0] (endpoints " \
+            "io.kubernetes.pod.namespace=kube-system)"

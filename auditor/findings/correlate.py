@@ -34,6 +34,7 @@ from auditor.model.decision import (
     ExternalSubject,
     PodSubject,
     PolicyId,
+    RuleMatch,
     SideDecision,
     Subject,
 )
@@ -246,12 +247,21 @@ class Correlator:
         if not is_refused_by_proxy(flow):
             self.stats.skipped["dns-response"] += 1
             return []
-        finding = dns_refused(flow, dst, src, self._dns.query_for(flow))
+        finding = dns_refused(flow, dst, src, self._dns.query_for(flow), self._dns_rules(flow, src, dst))
         if finding is None:
             self.stats.unresolved += 1
             return []
         self.stats.dns_denials[(finding.namespace, finding.workload)] += 1
         return [finding]
+
+    def _dns_rules(self, flow: Flow, server: Resolved, client: Resolved) -> tuple[RuleMatch, ...]:
+        """The client's egress rules that hand its lookup to Cilium's DNS proxy (the REFUSED is theirs)."""
+        if server.subject is None or client.subject is None:
+            return ()
+        protocol = "TCP" if flow.protocol is L4Protocol.TCP else "UDP"
+        state = self._history.at(flow.time_ns)
+        decision = self._engine.decide(state, client.subject, server.subject, flow.source.port or 53, protocol)
+        return tuple(m for m in decision.egress.allowed_by if m.l7 == "dns")
 
     def _allowed(self, judged: Judged, state: ClusterState) -> _Outcome:
         found = unprotected_findings(judged)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from auditor.findings.probes import describe_probe, probes_on_port, readiness_change
 from auditor.findings.resolve import Resolved
-from auditor.findings.runtime import Judged, endpoint_text, make_finding
+from auditor.findings.runtime import Judged, endpoint_text, make_finding, rule_text
 from auditor.findings.severity import HEALTH_CHECK_NOT_FROM_NODE, HEALTH_CHECK_NOW_UNREADY
-from auditor.model.decision import NodeSubject
+from auditor.model.decision import NodeSubject, RuleMatch
 from auditor.model.findings import Finding, FindingKind
 from auditor.model.flows import Direction, Flow, L7Type
 from auditor.model.k8s import Pod
@@ -35,18 +35,27 @@ def dns_denied_by_policy(judged: Judged, query: str) -> Finding | None:
                         policies=policies, details=(*details, ("cause", "policy-drop")))
 
 
-def dns_refused(flow: Flow, client: Resolved, server: Resolved, query: str) -> Finding | None:
-    """dns-denied for a REFUSED answer from Cilium's DNS proxy (the client is the response's destination)."""
+def dns_refused(flow: Flow, client: Resolved, server: Resolved, query: str,
+                rules: tuple[RuleMatch, ...] = ()) -> Finding | None:
+    """dns-denied for a REFUSED answer from Cilium's DNS proxy (the client is the response's destination).
+
+    `rules` are the client's egress rules with DNS proxy (`rules.dns`) rules that admit the lookup's
+    connection: the refusal is theirs, so the finding names them."""
     if client.pod_subject is None or flow.l7 is None or flow.l7.type is not L7Type.RESPONSE:
         return None
     asked = f" for {query}" if query else ""
+    where = (f"the dns rules of {', '.join(rule_text(m) for m in rules)}" if rules
+             else "the CiliumNetworkPolicy dns/toFQDNs rule for this workload")
     message = (
         f"DNS lookup{asked} from {client.peer} to {server.peer or flow.source.ip} was answered REFUSED by "
-        f"Cilium's DNS proxy; allow the name in the CiliumNetworkPolicy dns/toFQDNs rule for this workload."
+        f"Cilium's DNS proxy; allow the name in {where}."
     )
     details = (("query", query),) if query else ()
+    if rules:
+        details = (*details, ("dns-rule", ", ".join(rule_text(m) for m in rules)))
+    policies = tuple(dict.fromkeys(str(m.policy) for m in rules))
     return make_finding(FindingKind.DNS_DENIED, flow, client, server, Direction.EGRESS, message,
-                        details=(*details, ("cause", "proxy-refused")), port=flow.source.port)
+                        details=(*details, ("cause", "proxy-refused")), port=flow.source.port, policies=policies)
 
 
 def health_check_blocked(judged: Judged, latest: Pod | None) -> Finding | None:
