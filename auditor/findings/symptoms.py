@@ -55,7 +55,8 @@ def dns_refused(flow: Flow, client: Resolved, server: Resolved, query: str,
         details = (*details, ("dns-rule", ", ".join(rule_text(m) for m in rules)))
     policies = tuple(dict.fromkeys(str(m.policy) for m in rules))
     return make_finding(FindingKind.DNS_DENIED, flow, client, server, Direction.EGRESS, message,
-                        details=(*details, ("cause", "proxy-refused")), port=flow.source.port, policies=policies)
+                        details=(*details, ("cause", "proxy-refused")), port=flow.source.port,
+                        policies=policies)
 
 
 def health_check_blocked(judged: Judged, latest: Pod | None) -> Finding | None:
