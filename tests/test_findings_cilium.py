@@ -197,3 +197,20 @@ class TestDnsProxyRefusals:
         assert finding.policies == ("CiliumNetworkPolicy shop/web-dns@5",)
         assert finding.detail("dns-rule") == "CiliumNetworkPolicy shop/web-dns@5 egress[0] (endpoints " \
             "io.kubernetes.pod.namespace=kube-system)"
+
+
+class TestNotModelled:
+    def test_a_flow_only_a_to_groups_rule_could_admit_is_counted_not_guessed(self) -> None:
+        """toGroups is not modelled: a flow it may admit is counted undecided-not-modelled, no finding."""
+        groups = cnp("web-groups", CiliumPolicySpec(endpoint_selector=select(app="web"), egress=(
+            CiliumRule(groups=1, to_ports=ports(443)),)))
+        c = correlator(WEB, API, groups)
+        assert c.process(egress_to_world()) == []
+        assert c.stats.skipped["undecided-not-modelled"] == 1
+
+    def test_a_to_groups_rule_on_another_port_does_not_hide_a_real_drop(self) -> None:
+        """A toGroups rule for port 443 leaves port 80 decided: the forward is an unexpected-allow."""
+        groups = cnp("web-groups", CiliumPolicySpec(endpoint_selector=select(app="web"), egress=(
+            CiliumRule(groups=1, to_ports=ports(443)),)))
+        c = correlator(WEB, API, groups)
+        assert FindingKind.UNEXPECTED_ALLOW in kinds(c.process(egress_to_world(port=80)))

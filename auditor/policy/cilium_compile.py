@@ -84,6 +84,8 @@ class CPeer:
     node_selector: Selector | None = None
     group_selector: Selector | None = None
     """cidrGroupSelector: every CiliumCIDRGroup whose labels it selects."""
+    unmodelled: str = ""
+    """Why the engine cannot match this peer (`not-modelled` for toGroups): the rule is pending."""
     endpoints: bool = False
     """An endpoints peer (fromEndpoints/toEndpoints): the only kind `fromRequires` narrows."""
 
@@ -234,6 +236,8 @@ def _peers(namespace: str, rule: CiliumRule, cluster: str) -> tuple[CPeer, ...]:
         found.append(CPeer(f"FQDN {fqdn.match_name or fqdn.match_pattern}", fqdn=fqdn))
     for service in rule.services or ():
         found.append(CPeer(f"service {service.namespace or namespace}/{service.name}", service=service))
+    if rule.groups:
+        found.append(CPeer(f"toGroups ({rule.groups} cloud groups, not modelled)", unmodelled="not-modelled"))
     for node_sel in rule.nodes or ():
         compiled = compile_selector(node_sel)
         found.append(CPeer(f"nodes {describe(compiled)}", node_selector=compiled))

@@ -52,7 +52,12 @@ class CiliumSide:
     isolating: tuple[PolicyId, ...] = ()
     allowed_by: tuple[RuleMatch, ...] = ()
     denied_by: tuple[RuleMatch, ...] = ()
-    pending_fqdn: tuple[RuleMatch, ...] = ()
+    pending: tuple[RuleMatch, ...] = ()
+    """Rules that may match but cannot be decided (a toFQDNs peer with no known name, a peer not modelled)."""
+    pending_reason: str = ""
+    """`fqdn` or `not-modelled`, for the first pending rule."""
+    pending_deny: bool = False
+    """True when a pending rule is a deny rule (then only a definite deny decides the side)."""
 
 
 NOTHING = CiliumSide()
@@ -179,6 +184,8 @@ def decide_side(selected: Selected, direction: PolicyDirection, peer: Peer, port
     allowed: list[RuleMatch] = []
     denied: list[RuleMatch] = []
     pending: list[RuleMatch] = []
+    reason = ""
+    pending_deny = False
     for compiled, rule in rules:
         l7 = l4_match(rule, port, protocol, peer.pod)
         if l7 is None:
@@ -189,11 +196,21 @@ def decide_side(selected: Selected, direction: PolicyDirection, peer: Peer, port
             continue
         match = RuleMatch(compiled.pid, rule.index, index, rule.section.value, rule.spec,
                           _peer_text(rule, index), "" if rule.section.is_deny else l7)
-        target = denied if rule.section.is_deny else (allowed if verdict else pending)
-        target.append(match)
+        if verdict is None:
+            pending.append(match)
+            reason = reason or _pending_reason(rule, index)
+            pending_deny = pending_deny or rule.section.is_deny
+        else:
+            (denied if rule.section.is_deny else allowed).append(match)
     isolating = _unique(c.pid for c, s in selected if (s.isolates_ingress if ingress else s.isolates_egress))
     return CiliumSide(_unique(c.pid for c, _ in selected), isolating, tuple(allowed), tuple(denied),
-                      tuple(pending))
+                      tuple(pending), reason, pending_deny)
+
+
+def _pending_reason(rule: CRule, index: int | None) -> str:
+    if rule.peers is None or index is None:
+        return "not-modelled"
+    return rule.peers[index].unmodelled or "fqdn"
 
 
 def _unique(ids: Iterable[PolicyId]) -> tuple[PolicyId, ...]:
@@ -247,6 +264,8 @@ def _peer_match(rule: CRule, peer: Peer, state: ClusterState, requirements: tupl
 
 
 def _one_peer(candidate: CPeer, peer: Peer, state: ClusterState) -> bool | None:
+    if candidate.unmodelled:
+        return None
     if candidate.selector is not None:
         return selects(candidate.selector, peer.identity)
     if candidate.network is not None:

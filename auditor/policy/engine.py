@@ -206,10 +206,13 @@ class PolicyEngine:
         isolated = bool(selecting) or bool(cilium.isolating) or always
         if cilium.denied_by:
             return SideDecision(allowed=False, isolated=isolated, selecting=ids, denied_by=cilium.denied_by)
+        if cilium.pending_deny:
+            return SideDecision(allowed=False, isolated=isolated, selecting=ids,
+                                undecided=cilium.pending_reason)
         if not isolated or allows:
             return SideDecision(allowed=True, isolated=isolated, selecting=ids, allowed_by=allows)
         isolated_by = (*(state.policy_id(p) for p in selecting), *cilium.isolating)
-        undecided = "fqdn" if cilium.pending_fqdn else ""
+        undecided = cilium.pending_reason if cilium.pending else ""
         miss = (closest_miss(state, direction, selecting, peer, port, protocol, dest, self.cidr_match_nodes)
                 if selecting else None)
         return SideDecision(allowed=False, isolated=True, selecting=ids, isolated_by=isolated_by,
