@@ -42,6 +42,17 @@ conversion, analysis hot path), same machine, load ~1, 200,000 flows, 10% drops,
     (2 of 5 runs reached 2/3).
   3 daemon, ReplayServer: 24.4k/s (the old code 19.0k/s in the same conditions), CPU 104%
   4 paced at 10k/s: 10.0k/s reached, lag p50 7.0 ms, p99 48.6 ms (the idle analysis polls every 10 ms)
+One analysis session (issue 11), 2026-12-04, same machine but shared with other work (load 1.6-14), 100,000
+flows, 10% drops, unpinned, stage 2 alternated with the commit before (HEAD, `git archive` copy) in the same
+conditions, nine or ten runs each:
+  HEAD 18.0k 25.2k 25.7k 26.9k 29.7k 29.8k 32.4k 32.9k 33.4k/s (median 29.7k)
+  now  17.7k 19.8k 22.3k 22.9k 26.7k 26.8k 29.8k 30.2k 30.2k 31.7k/s (median 26.8k)
+  The spread is the machine's.  In process (the Analyzer alone on the demo flows x100, no gRPC, best of 3,
+  load ~1.7): correlator.process 8.1-8.3 us per event against 7.3-7.7 at HEAD, Analyzer.handle 10.9 against
+  10.0-10.2 (+8%).  The driver around the correlator (session + lag) costs the same as the old Analyzer's
+  (2.6 us); the difference is inside the correlator, mostly the per-decision rule hits other work added the
+  same day (a dataclasses.replace and rule_hit_keys per judged outcome).  Stage 1 (client alone):
+  51.7k/s against 46.4k/s.
 The GIL contention was the largest cost: with the analysis thread waiting for the GIL while the reader
 ran, each of grpcio's per-message GIL releases woke it on the other core for nothing (~27,000 voluntary
 context switches/s), so the two threads used ~40 us of CPU per flow against ~29 us now.

@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
-# Installs everything auditor needs into ./.venv; with --system also the servers the tests
-# drive for real (Prometheus/promtool, Chromium, kubectl) from Debian's packages.
+# Installs auditor and its development tools into ./.venv; with --system also the servers the
+# tests drive for real (Prometheus/promtool, Chromium, kubectl) from Debian's packages; with
+# --runtime only auditor and what it needs to run (no dev tools: what scripts/demo.sh uses).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_system=0
-[[ "${1:-}" == "--system" ]] && want_system=1
+extras='[dev]'
+case "${1:-}" in
+    --system) want_system=1 ;;
+    --runtime) extras='' ;;
+    "") ;;
+    *) echo "setup: unknown option $1 (expected --system or --runtime)" >&2; exit 2 ;;
+esac
 
 if [[ ! -x .venv/bin/python ]]; then
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+if [[ -n $extras ]]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".$extras"
+else
+    # Byte-compiling every installed file (the kubernetes client has thousands) takes longer
+    # than the demo; Python compiles the modules it imports on first use instead.
+    .venv/bin/python -m pip install --quiet --no-compile -e .
+fi
 
 if [[ $want_system -eq 1 ]]; then
     missing=()

@@ -15,7 +15,7 @@ from auditor._proto.relay import relay_pb2
 from auditor.hubble.backoff import Backoff
 from auditor.hubble.client import HubbleClient
 from auditor.hubble.config import HubbleConfig
-from auditor.model.events import FlowEvent
+from auditor.model.events import FlowEvent, NodeStatus
 
 BASE_NS = 1_700_000_000_000_000_000
 FAST_BACKOFF = Backoff(initial=0.005, maximum=0.05, multiplier=2.0, jitter=0.5)
@@ -77,13 +77,18 @@ def fast_config(address: str, **overrides: Any) -> HubbleConfig:
 
 
 def take(client: HubbleClient, count: int, *, limit: float = 20.0,
-         each: Callable[[int, FlowEvent], None] | None = None) -> list[FlowEvent]:
-    """Consume `count` events (then close the client); a timer closes it after `limit` seconds."""
+         each: Callable[[int, FlowEvent], None] | None = None, node_status: bool = False) -> list[FlowEvent]:
+    """Consume `count` events (then close the client); a timer closes it after `limit` seconds.
+
+    The node-status events a server sends at the start of each stream are left out unless asked for.
+    """
     events: list[FlowEvent] = []
     timer = threading.Timer(limit, client.close)
     timer.start()
     try:
         for event in client.events():
+            if not node_status and isinstance(event, NodeStatus):
+                continue
             events.append(event)
             if each is not None:
                 each(len(events), event)
@@ -104,11 +109,16 @@ def observer_stub(address: str) -> Iterator[Any]:
         channel.close()
 
 
-def raw_flows(stub: Any, request: Any, count: int | None = None) -> list[Any]:
-    """Read responses from GetFlows; stop after `count` when following (then cancel)."""
+def raw_flows(stub: Any, request: Any, count: int | None = None, *, node_status: bool = False) -> list[Any]:
+    """Read responses from GetFlows; stop after `count` when following (then cancel).
+
+    The node-status events a server sends at the start of a stream are left out unless asked for.
+    """
     call = stub.GetFlows(request, timeout=20)
     responses: list[Any] = []
     for response in call:
+        if not node_status and response.WhichOneof("response_types") == "node_status":
+            continue
         responses.append(response)
         if count is not None and len(responses) >= count:
             call.cancel()

@@ -1,6 +1,7 @@
 """A small Kubernetes-API-shaped HTTP server on loopback, for testing the real `kubernetes` client.
 
-Serves cluster-wide list and watch for namespaces, pods, nodes, networkpolicies and Cilium's
+Serves cluster-wide list and watch for namespaces, pods, nodes, networkpolicies, services,
+endpointslices and Cilium's
 ciliumnetworkpolicies, ciliumclusterwidenetworkpolicies and ciliumcidrgroups (at v2 and v2alpha1,
 one store, as a CRD serving two versions does); `unserve(path)` answers 404 there, as a cluster
 without the CRD does:
@@ -35,6 +36,8 @@ PATHS = {
         "NetworkPolicyList",
         "networking.k8s.io/v1",
     ),
+    "/api/v1/services": ("services", "ServiceList", "v1"),
+    "/apis/discovery.k8s.io/v1/endpointslices": ("endpointslices", "EndpointSliceList", "discovery.k8s.io/v1"),
 }
 CILIUM_PATHS = {
     "/apis/cilium.io/v2/ciliumnetworkpolicies": (

@@ -75,8 +75,8 @@ def hostile_findings() -> list[Finding]:
 
 
 def report(findings: list[Finding] | None = None, st: ClusterState | None = None, **kw: object) -> ReportData:
+    changes = kw.pop("changes", [PolicyChange(T0 + MINUTE, "MODIFIED", "shop", "default-deny", "7")])
     inputs = ReportInputs(findings=findings or [], completeness=completeness(), source="files",
-                          source_detail="synthetic", state=st,
-                          changes=[PolicyChange(T0 + MINUTE, "MODIFIED", "shop", "default-deny", "7")],
+                          source_detail="synthetic", state=st, changes=changes,  # type: ignore[arg-type]
                           flows_by_verdict={"DROPPED": 4, "FORWARDED": 6}, **kw)  # type: ignore[arg-type]
     return build_report(inputs)

@@ -22,10 +22,10 @@ class TestOutput:
         summary = document["summary"]
         assert (summary["flows"], summary["by_verdict"], summary["skipped_lines"], summary["lost_events"]) == (
             2, {"DROPPED": 2}, 0, 0)
-        assert summary["window"] == {"from": "2026-11-20T10:00:01Z", "to": "2026-11-20T10:00:01.000004Z"}
+        assert summary["window"] == {"from": "2026-11-20T10:00:01.000Z", "to": "2026-11-20T10:00:01.000Z"}
         drop = next(f for f in document["findings"] if f["kind"] == "policy-drop")
         assert drop["policies"] == ["shop/api-from-web@7"]
-        assert drop["first_seen"] == "2026-11-20T10:00:01Z"
+        assert drop["first_seen"] == "2026-11-20T10:00:01.000Z"
 
     def test_table_fits_100_columns(self, capsys: pytest.CaptureFixture[str]) -> None:
         """The default table output has no line longer than 100 characters."""

@@ -296,5 +296,5 @@ class TestUnusedPolicy:
 def test_knp_only_cluster_keeps_its_messages() -> None:
     """Without Cilium policies, no-default-deny keeps the NetworkPolicy-only wording."""
     (f, _) = found(FindingKind.NO_DEFAULT_DENY, WEB)
-    assert f.message.endswith("are selected by no NetworkPolicy for ingress; add a default-deny ingress policy"
+    assert f.message.endswith("is selected by no NetworkPolicy for ingress; add a default-deny ingress policy"
                               " (podSelector: {}).")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,9 @@ NOT_DETERMINISTIC = re.compile(
 """Samples left out of the golden comparison.  Their HELP/TYPE lines stay, so the metric set is still
 checked; auditor_last_flow_timestamp_seconds stays too: it is the newest flow's own time."""
 VERSION = re.compile(r'^(auditor_build_info\{version=)"[^"]*"')
+PROCESS = re.compile(r"^(process_\w+) \S+$")
+"""prometheus_client's process collector: the sample stays, its value (memory, CPU, fds, start) is replaced."""
+PYTHON = re.compile(r'^python_info\{.*\} 1\.0$')
 
 
 def normalize(text: str) -> str:
@@ -44,7 +48,8 @@ def normalize(text: str) -> str:
             blocks.append([])
         if NOT_DETERMINISTIC.match(line):
             continue
-        blocks[-1].append(VERSION.sub(r'\1"VERSION"', line))
+        line = PROCESS.sub(r"\1 VALUE", VERSION.sub(r'\1"VERSION"', line))
+        blocks[-1].append(PYTHON.sub('python_info{implementation="IMPL",version="VERSION"} 1.0', line))
     lines = []
     for block in blocks:
         comments = [line for line in block if line.startswith("#")]
@@ -79,6 +84,20 @@ class TestDaemonGolden:
             "auditor_flow_processing_lag_seconds_count", "auditor_scrape_duration_seconds",
             "auditor_inventory_last_sync_timestamp_seconds",
         }
+
+    def test_process_metrics_describe_this_process(self, scrape: str) -> None:
+        """prometheus_client's process_* are present with plausible values (the daemon's own process)."""
+        samples = re.finditer(r"^(process_\w+) (\S+)$", scrape, re.MULTILINE)
+        values = {m.group(1): float(m.group(2)) for m in samples}
+        assert set(values) >= {"process_start_time_seconds", "process_resident_memory_bytes",
+                               "process_open_fds", "process_cpu_seconds_total", "process_max_fds",
+                               "process_virtual_memory_bytes"}
+        assert time.time() - 600 < values["process_start_time_seconds"] <= time.time()
+        assert values["process_resident_memory_bytes"] > 1e6
+        assert 3 <= values["process_open_fds"] <= values["process_max_fds"]
+        assert values["process_cpu_seconds_total"] > 0
+        assert re.search(r'^python_info\{implementation="CPython",.*version="3\.\d+\.\d+"\} 1\.0$', scrape,
+                         re.MULTILINE)
 
     def test_promtool_check_metrics_passes(self, scrape: str) -> None:
         """`promtool check metrics` accepts the raw scrape (no lint problems)."""

@@ -125,7 +125,7 @@ def live_daemon(workdir: Path, address: str, queue_size: int) -> Daemon:
 class TestDaemonExportsOverflow:
     def test_scraped_drop_counter_matches_overflow(self, tmp_path: Path) -> None:
         """A live stream into the daemon's 8-slot queue that nobody analyses: the scrape shows every drop."""
-        with ReplayServer([DEMO_FLOWS]) as replay:
+        with ReplayServer([DEMO_FLOWS], node_status=False) as replay:  # flows only in the 8 slots
             daemon = live_daemon(tmp_path, replay.address, queue_size=8)
             daemon.server.start()
             thread, _ = pump_thread(daemon.source, daemon.queue, lossless=False)

@@ -1,4 +1,5 @@
-"""auditor's RBAC is read-only: get/list/watch on namespaces, pods, nodes, networkpolicies and Cilium's CRDs."""
+"""auditor's RBAC is read-only: get/list/watch on namespaces, pods, nodes, services, endpointslices,
+networkpolicies and Cilium's CRDs."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from tests.deploy_support import BASE, NAMESPACE, OVERLAYS, Doc, by_kind, one, r
 ALLOWED_VERBS = {"get", "list", "watch"}
 CILIUM = {("cilium.io", "ciliumnetworkpolicies"), ("cilium.io", "ciliumclusterwidenetworkpolicies"),
           ("cilium.io", "ciliumcidrgroups")}
-ALLOWED = {("", "namespaces"), ("", "pods"), ("", "nodes"), ("networking.k8s.io", "networkpolicies"), *CILIUM}
+SERVICES = {("", "services"), ("discovery.k8s.io", "endpointslices")}
+ALLOWED = {("", "namespaces"), ("", "pods"), ("", "nodes"), ("networking.k8s.io", "networkpolicies"), *SERVICES,
+           *CILIUM}
 
 
 def rbac_violations(role: Doc) -> list[str]:
-    """Every way a ClusterRole exceeds read-only access to the seven resources."""
+    """Every way a ClusterRole exceeds read-only access to the nine resources."""
     problems = []
     for index, rule in enumerate(role.get("rules", [])):
         where = f"rule {index}"
@@ -34,12 +37,12 @@ def rbac_violations(role: Doc) -> list[str]:
 
 class TestClusterRole:
     def test_base_clusterrole_is_read_only(self) -> None:
-        """The shipped ClusterRole grants only get/list/watch on the seven resources."""
+        """The shipped ClusterRole grants only get/list/watch on the nine resources."""
         role = yaml.safe_load((BASE / "clusterrole.yaml").read_text())
         assert rbac_violations(role) == []
 
-    def test_base_clusterrole_covers_all_seven(self) -> None:
-        """The ClusterRole grants get, list and watch on each of the seven resources."""
+    def test_base_clusterrole_covers_all_nine(self) -> None:
+        """The ClusterRole grants get, list and watch on each of the nine resources."""
         role = yaml.safe_load((BASE / "clusterrole.yaml").read_text())
         granted = {
             (group, resource, verb)
@@ -55,6 +58,8 @@ class TestClusterRole:
         [
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "create"]},
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["endpointslices"], "verbs": ["list"]},
             {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
             {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get"]},
             {"apiGroups": ["cilium.io"], "resources": ["ciliumendpoints"], "verbs": ["get"]},
@@ -62,7 +67,8 @@ class TestClusterRole:
             {"apiGroups": ["cilium.io"], "resources": ["ciliumnetworkpolicies"], "verbs": ["update"]},
             {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
         ],
-        ids=["create", "secrets", "wildcard", "subresource", "cilium-endpoints", "cilium-wrong-group",
+        ids=["create", "secrets", "endpoints", "endpointslices-wrong-group",
+             "wildcard", "subresource", "cilium-endpoints", "cilium-wrong-group",
              "cilium-update", "non-resource"],
     )
     def test_check_rejects_broader_rules(self, rule: Doc) -> None:

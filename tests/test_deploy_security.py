@@ -122,11 +122,11 @@ class TestResourcesAndProbes:
 class TestVolumes:
     @pytest.mark.parametrize("overlay", OVERLAYS)
     def test_store_is_the_only_writable_mount(self, overlay: str) -> None:
-        """The store volume (an emptyDir at /var/lib/auditor) is the only mount not read-only."""
+        """The store volume (the claim in relay mode, an emptyDir per node pod) is the only writable mount."""
         docs = render(overlay)
         writable = [m["mountPath"] for m in _mounts(docs).values() if not m.get("readOnly", False)]
         assert writable == [STORE]
-        assert "emptyDir" in _volumes(docs)["store"]
+        assert {"persistentVolumeClaim", "emptyDir"} & set(_volumes(docs)["store"])
         assert env(docs)["AUDITOR_STORE"]["value"] == f"sqlite://{STORE}/auditor.db"
 
     @pytest.mark.parametrize(("overlay", "optional"), [("relay", True), ("relay-tls", False)])

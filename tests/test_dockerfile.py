@@ -72,8 +72,26 @@ class TestStages:
     def test_final_base_is_slim_python_311(self) -> None:
         """The final stage is a slim Python 3.11 image, the builder the same base."""
         image = _resolve(_final().image)
-        assert re.fullmatch(r"python:3\.11-slim(-\w+)?", image), image
+        assert re.fullmatch(r"python:3\.11-slim(-\w+)?(@sha256:[0-9a-f]{64})?", image), image
         assert _resolve(_builder().image) == image
+
+    def test_base_is_pinned_by_digest_with_its_tag(self) -> None:
+        """The base image reference carries both the tag and a sha256 digest."""
+        image = _resolve(_final().image)
+        assert re.fullmatch(r"python:[\w.-]+@sha256:[0-9a-f]{64}", image), image
+
+    def test_builder_installs_the_lock_with_hashes(self) -> None:
+        """The builder installs requirements.lock with --require-hashes, then the wheel without deps."""
+        runs = " ".join(r.args for r in _builder().all("RUN"))
+        assert "--require-hashes" in runs
+        assert "-r requirements.lock" in runs
+        assert "--no-deps /wheels/" in runs
+        assert "requirements.lock" in context_sources(_builder())
+
+    def test_licence_text_is_in_the_build_context(self) -> None:
+        """LICENSE is copied into the builder so the wheel (and image) carry the licence text."""
+        assert "LICENSE" in context_sources(_builder())
+        assert "Apache License" in (REPO / "LICENSE").read_text()
 
     def test_final_stage_installs_nothing(self) -> None:
         """The final stage has no package manager, pip or compiler step."""
@@ -158,6 +176,13 @@ class TestLabels:
         args = {k: v for i in _final().all("ARG") for k, v in i.pairs().items()}
         assert args["VERSION"] == project_version()
         assert "REVISION" in args
+
+    def test_source_label_defaults_to_the_repository(self) -> None:
+        """The source label is filled from ARG SOURCE, whose default is the canonical repository URL."""
+        labels = {k: v for i in _final().all("LABEL") for k, v in i.pairs().items()}
+        assert labels["org.opencontainers.image.source"] == "${SOURCE}"
+        args = {k: v for i in _final().all("ARG") for k, v in i.pairs().items()}
+        assert re.fullmatch(r"https://github\.com/[\w-]+/[\w-]+", args["SOURCE"]), args["SOURCE"]
 
     def test_license_label_matches_project(self) -> None:
         """The licenses label is the project's licence."""

@@ -91,6 +91,14 @@ class TestPlainVenv:
                               cwd=venv, capture_output=True, text=True, timeout=60, check=True)
         assert proc.stdout.startswith(str(venv))
 
+    def test_installed_distribution_carries_the_licence(self, venv: Path) -> None:
+        """The wheel built from the copied sources ships LICENSE (Apache-2.0) in its dist-info."""
+        site = next((venv / "lib").glob("python3*/site-packages"))
+        licences = list(site.glob("cilium_auditor-*.dist-info/licenses/LICENSE"))
+        assert len(licences) == 1
+        assert "Apache License" in licences[0].read_text()
+        assert licences[0].read_text() == (REPO / "LICENSE").read_text()
+
     def test_help_runs(self, venv: Path) -> None:
         """`auditor --help` exits 0 and names the program."""
         proc = subprocess.run([str(venv / "bin" / "auditor"), "--help"], cwd=venv, capture_output=True,

@@ -140,6 +140,21 @@ class TestKnownSeries:
         }
         assert set(found.values()) == {0}
 
+    def test_invalid_object_kinds_start_at_zero(self) -> None:
+        """Invalid objects of every inventory kind, Cilium's included, are exported at 0 before any."""
+        found = series(scrape(MetricsSnapshot), "auditor_invalid_objects_total")
+        assert {labels[0][1] for labels in found} == {
+            "Namespace", "NetworkPolicy", "Pod",
+            "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "CiliumCIDRGroup",
+        }
+        assert set(found.values()) == {0}
+
+    def test_unserved_resource_exported_as_zero(self) -> None:
+        """auditor_inventory_served is 1 per served resource and 0 for one the API server does not serve."""
+        snapshot = MetricsSnapshot(inventory_served={"pods": True, "ciliumnetworkpolicies": False})
+        found = series(scrape(lambda: snapshot), "auditor_inventory_served")
+        assert found == {(("resource", "ciliumnetworkpolicies"),): 0, (("resource", "pods"),): 1}
+
     def test_seeded_series_take_snapshot_values(self) -> None:
         """A seeded series shows the snapshot's count when there is one."""
         snapshot = MetricsSnapshot(hubble_nodes={"connected": 3})
@@ -213,6 +228,15 @@ class TestCardinalityCap:
         kept, overflow = cap.split({("b",): 1.0, ("c",): 1.0, ("d",): 1.0})
         assert sorted(key for key, _ in kept) == [("b",), ("c",), ("d",)]
         assert overflow is None
+
+    def test_counter_overflow_never_goes_down_when_a_slot_frees(self) -> None:
+        """A counter's overflow keeps its series when a slot frees, and what deleted ones had counted."""
+        cap = CardinalityCap(3, monotonic=True)
+        _, before = cap.split({("a",): 1.0, ("b",): 1.0, ("c",): 4.0, ("d",): 5.0})
+        kept, after = cap.split({("b",): 1.0, ("c",): 4.0, ("d",): 5.0})
+        _, later = cap.split({("b",): 1.0})
+        assert (before, after, later) == (9.0, 9.0, 9.0)
+        assert sorted(key for key, _ in kept) == [("b",)]
 
     def test_cap_below_two_is_rejected(self) -> None:
         """A cap too small to hold one series plus the overflow is a configuration error."""

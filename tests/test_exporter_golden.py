@@ -54,7 +54,10 @@ def fixed_snapshot() -> MetricsSnapshot:
         last_flow_timestamp_seconds=1700000123.25,
         flow_processing_lag=lag.data(),
         queue_dropped=0,
-        inventory_up={"namespaces": True, "pods": True, "networkpolicies": True},
+        inventory_up={"namespaces": True, "pods": True, "networkpolicies": True, "ciliumnetworkpolicies": True},
+        inventory_served={
+            "namespaces": True, "pods": True, "networkpolicies": True, "ciliumnetworkpolicies": False,
+        },
         inventory_last_sync_timestamp_seconds=1700000000.0,
         invalid_objects={"NetworkPolicy": 1},
         bad_flows={"decode": 2, "analysis": 1},

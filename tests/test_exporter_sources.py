@@ -57,6 +57,17 @@ class TestWithInventory:
         snapshot = with_inventory(MetricsSnapshot(), status)
         assert snapshot.inventory_up == {"pods": True, "networkpolicies": False}
 
+    def test_served_flag_per_resource(self) -> None:
+        """A resource the API server does not serve (no Cilium CRDs) is exported as served=False."""
+        missing = resource("ciliumnetworkpolicies", up=True, synced=True, last_sync_ns=1, invalid={})
+        missing.served = False
+        status = InventoryStatus(resources=MappingProxyType({
+            "pods": resource("pods", up=True, synced=True, last_sync_ns=1, invalid={}).snapshot(),
+            "ciliumnetworkpolicies": missing.snapshot(),
+        }))
+        assert with_inventory(MetricsSnapshot(), status).inventory_served == {
+            "pods": True, "ciliumnetworkpolicies": False}
+
     def test_last_sync_is_the_least_current_resource(self) -> None:
         """The inventory last-sync time is the oldest of its resources."""
         status = InventoryStatus(resources=MappingProxyType({

@@ -73,6 +73,7 @@ class TestRealFlows:
             qtypes=("A",),
             ips=(),
             observation_source="proxy",
+            ttl=4294967295,
         )
         assert flow.l7.http is None
         assert (flow.source.namespace, flow.source.pod_name) == ("kube-system", "kube-dns-b4f5c58c7-vnx5s")

@@ -50,11 +50,15 @@ class TestPodFilters:
         assert matches('{"destination_pod":["shop/"]}', flow(dst=("shop", "anything")))
         assert not matches('{"destination_pod":["shop/"]}', flow(dst=("shopping", "x")))
 
-    def test_bare_prefix_any_namespace(self) -> None:
-        """A bare value is a pod-name prefix in any namespace."""
-        assert matches('{"source_pod":["web"]}', flow(src=("a", "web-9")))
-        assert matches('{"source_pod":["web"]}', flow(src=("b", "web-1")))
-        assert not matches('{"source_pod":["web"]}', flow(src=("a", "api")))
+    def test_bare_prefix_is_the_default_namespace(self) -> None:
+        """A bare value is a pod-name prefix in namespace `default` (Hubble's ParseNamespaceName)."""
+        assert matches('{"source_pod":["web"]}', flow(src=("default", "web-9")))
+        assert not matches('{"source_pod":["web"]}', flow(src=("b", "web-1")))
+
+    def test_leading_slash_any_namespace(self) -> None:
+        """`/prefix` is a pod-name prefix in any namespace."""
+        assert matches('{"source_pod":["/web"]}', flow(src=("a", "web-9")))
+        assert not matches('{"source_pod":["/web"]}', flow(src=("a", "api")))
 
     def test_endpoint_without_pod_or_namespace_never_matches(self) -> None:
         """World/host endpoints (no namespace, no pod) match no pod filter."""
@@ -136,10 +140,10 @@ class TestComposition:
 
 
 class TestErrors:
-    def test_unsupported_field_is_refused(self) -> None:
-        """A set field without a builder is an error naming the field, never silently ignored."""
-        with pytest.raises(ConfigError, match="dns_query"):
-            compile_filter(parse_filter_json('{"dns_query":["example"]}'))
+    def test_invalid_value_is_refused(self) -> None:
+        """An invalid value (here an unknown protocol) is a ConfigError quoting it, never ignored."""
+        with pytest.raises(ConfigError, match="unknown protocol"):
+            compile_filter(parse_filter_json('{"protocol":["tcpx"]}'))
 
     def test_bad_json_names_the_text(self) -> None:
         """Malformed filter JSON is a ConfigError quoting the input."""

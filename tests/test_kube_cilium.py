@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ class TestDocsExamples:
         )
 
     def test_icmp_types_by_number_and_name(self) -> None:
-        """ICMP types stay int or name as written; family defaults to IPv4."""
+        """ICMP types stay int or name as written; family defaults to IPv4; each knows its icmps[] entry."""
         spec = first_spec("""
             endpointSelector: {matchLabels: {app: myService}}
             egress:
@@ -119,10 +120,10 @@ class TestDocsExamples:
         """)
         assert spec.egress is not None
         assert spec.egress[0].icmps == (
-            ICMPType(8, "IPv4"), ICMPType("EchoRequest", "IPv6"), ICMPType(0, "IPv4"))
+            ICMPType(8, "IPv4"), ICMPType("EchoRequest", "IPv6"), ICMPType(0, "IPv4", entry=1))
 
     def test_dns_rules_and_fqdns(self) -> None:
-        """DNS L7 rules are recorded as the `dns` kind; toFQDNs keep matchName and matchPattern."""
+        """DNS L7 rules are kept as the `dns` kind and as written; toFQDNs keep matchName and matchPattern."""
         spec = first_spec("""
             endpointSelector: {matchLabels: {"any:org": alliance}}
             egress:
@@ -139,7 +140,9 @@ class TestDocsExamples:
         assert spec.endpoint_selector == labels(**{"any:org": "alliance"})
         assert spec.egress is not None
         dns, fqdn = spec.egress
-        assert dns.to_ports == (PortRule(ports=(CiliumPort("53", 0, "ANY"),), l7=("dns",)),)
+        assert dns.to_ports == (PortRule(
+            ports=(CiliumPort("53", 0, "ANY"),), l7=("dns",),
+            rules_json='{"dns":[{"matchName":"cilium.io"},{"matchPattern":"*.cilium.io"}]}'),)
         assert fqdn.fqdns == (
             FQDNPeer(match_name="cilium.io"), FQDNPeer(match_pattern="special*service.api.cilium.io"))
         assert fqdn.to_ports == (PortRule(ports=(CiliumPort("80", 0, "TCP"),)),)
@@ -222,11 +225,13 @@ class TestDocsExamples:
         assert spec.egress is not None
         assert spec.egress[0].to_ports == (
             PortRule(ports=(CiliumPort("4000", 4010, "TCP"),), server_names=("one.one.one.one",)),
-            PortRule(ports=(CiliumPort("9092", 0, "ANY"),), l7=("dns", "kafka", "l7proto")),
+            PortRule(ports=(CiliumPort("9092", 0, "ANY"),), l7=("dns", "kafka", "l7proto"),
+                     rules_json='{"dns":[{}],"http":[],"kafka":[{"topic":"orders"}],'
+                                '"l7proto":"envoy.filters.network.redis"}'),
         )
 
     def test_requires_nodes_and_groups(self) -> None:
-        """fromRequires, fromNodes and fromGroups map to requires, nodes and a group count."""
+        """fromRequires, fromNodes and fromGroups map to requires, nodes and the groups as written."""
         spec = first_spec("""
             endpointSelector: {}
             ingress:
@@ -240,6 +245,7 @@ class TestDocsExamples:
                 nodes=(LabelSelector(match_expressions=(
                     LabelSelectorRequirement("node-role.kubernetes.io/control-plane", "Exists"),)),),
                 groups=2,
+                group_entries=('{"aws":{"securityGroupsIds":["sg-1"]}}', '{"aws":{"labels":{"a":"b"}}}'),
             ),
         )
 
@@ -334,10 +340,14 @@ class TestErrors:
             ({"apiVersion": "cilium.io/v2", "kind": "CiliumCIDRGroup", "metadata": {"name": "g"}, "spec": {}},
              "CiliumCIDRGroup g: spec.externalCIDRs: required field is missing"),
             (cnp({}, metadata={"name": None}), "CiliumNetworkPolicy: metadata.name: required field is missing"),
+            (cnp({"egress": [{"toPorts": [{"rules": {"http": [{"path": datetime.date(2024, 1, 2)}]}}]}]}),
+             "spec.egress[0].toPorts[0].rules: expected JSON values"),
+            (cnp({"egress": [{"toGroups": [{"aws": {"region": float("nan")}}]}]}),
+             "spec.egress[0].toGroups[0]: expected JSON values"),
         ],
         ids=["spec-list", "specs-dict", "section-dict", "label-int", "port-bool", "endport-str", "icmp-type",
              "default-deny-str", "service-both", "service-no-selector", "http-dict", "cidr-int",
-             "ccnp-selector", "ccg-cidrs", "no-name"],
+             "ccnp-selector", "ccg-cidrs", "no-name", "rules-date", "groups-nan"],
     )
     def test_structural_problems_name_object_and_path(self, obj: dict[str, Any], message: str) -> None:
         """Wrong types and missing required fields raise ManifestError naming the file, object and field."""

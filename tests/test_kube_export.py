@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -145,7 +148,10 @@ CILIUM_EDGE_CASES: list[KubeObject] = [
                         specs=(CiliumPolicySpec(node_selector=LabelSelector(), ingress=()),)),
     CiliumNetworkPolicy(CiliumKind.CNP, "l7", "shop", specs=(CiliumPolicySpec(
         endpoint_selector=LabelSelector(),
-        egress=(CiliumRule(to_ports=(PortRule(l7=("http", "dns", "kafka", "l7proto")),)),),
+        egress=(CiliumRule(to_ports=(PortRule(
+            l7=("http", "dns", "kafka", "l7proto"),
+            rules_json='{"dns":[{"matchPattern":"*"}],"http":[{"method":"GET","path":"/"}],"kafka":[{}],'
+                       '"l7proto":"redis"}'),)),),
     ),)),
     CiliumCIDRGroup("empty"),
     Pod("shop", "sa", service_account="api"),
@@ -164,19 +170,51 @@ cidr_peers = st.builds(
 )
 service_peers = st.builds(ServicePeer, name=st.just("") | names, namespace=st.just("") | names,
                           selector=st.none() | cilium_selectors)
-port_rules = st.builds(
-    PortRule,
-    ports=st.lists(st.builds(CiliumPort, port=st.just("") | st.integers(0, 65535).map(str) | names,
-                             end_port=st.integers(0, 65535),
-                             protocol=st.sampled_from(["TCP", "UDP", "SCTP", "ANY"])),
-                   max_size=2).map(tuple),
-    l7=st.sets(st.sampled_from(["http", "dns", "kafka", "l7proto"])).map(
-        lambda kinds: tuple(k for k in ("http", "dns", "kafka", "l7proto") if k in kinds)),
-    server_names=st.lists(names, max_size=2).map(tuple),
-)
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-icmp_types = st.builds(ICMPType, type=st.integers(0, 255) | names, family=st.sampled_from(["IPv4", "IPv6"]))
+def l7_kinds(rules: dict[str, Any]) -> tuple[str, ...]:
+    """The kinds the converter records: non-empty rule lists in a fixed order, then a named l7proto."""
+    listed = tuple(k for k in ("http", "dns", "kafka") if rules.get(k))
+    return listed + (("l7proto",) if rules.get("l7proto") else ())
+
+
+texts = st.text(max_size=8)
+l7_rules = st.fixed_dictionaries({}, optional={
+    "http": st.lists(st.fixed_dictionaries({}, optional={
+        "path": texts, "method": st.sampled_from(["GET", "POST"]), "host": texts,
+        "headers": st.lists(texts, max_size=2),
+        "headerMatches": st.lists(st.fixed_dictionaries({"name": names, "value": texts}), max_size=1),
+    }), max_size=2),
+    "dns": st.lists(st.fixed_dictionaries({}, optional={"matchName": names, "matchPattern": names}),
+                    max_size=2),
+    "kafka": st.lists(st.fixed_dictionaries({}, optional={"topic": names, "role": st.just("produce"),
+                                                          "apiVersion": st.just("1")}), max_size=2),
+    "l7proto": st.just("") | names,
+    "l7": st.lists(st.dictionaries(names, texts, max_size=2), max_size=2),
+})
+
+
+@st.composite
+def port_rules(draw: st.DrawFn) -> PortRule:
+    """Port rules as the converter makes them: L7 kinds and rules_json from one `rules` mapping (or none)."""
+    rules = draw(st.none() | l7_rules)
+    return PortRule(
+        ports=draw(st.lists(st.builds(CiliumPort, port=st.just("") | st.integers(0, 65535).map(str) | names,
+                                      end_port=st.integers(0, 65535),
+                                      protocol=st.sampled_from(["TCP", "UDP", "SCTP", "ANY"])),
+                            max_size=2).map(tuple)),
+        l7=() if rules is None else l7_kinds(rules),
+        server_names=draw(st.lists(names, max_size=2).map(tuple)),
+        rules_json="" if rules is None else canonical(rules),
+    )
+
+
+icmp_types = st.builds(ICMPType, type=st.integers(0, 255) | names, family=st.sampled_from(["IPv4", "IPv6"]),
+                       entry=st.integers(0, 2))
+group_entries = st.lists(st.fixed_dictionaries({"aws": st.fixed_dictionaries({}, optional={
+    "securityGroupsIds": st.lists(names, max_size=2), "labels": label_maps, "region": names})}), max_size=2)
 
 
 def cilium_rules(ingress: bool) -> st.SearchStrategy[CiliumRule]:
@@ -191,9 +229,10 @@ def cilium_rules(ingress: bool) -> st.SearchStrategy[CiliumRule]:
         fqdns=st.none() if ingress else optional(st.lists(
             st.builds(FQDNPeer, match_name=st.just("") | names, match_pattern=st.just("") | names), max_size=2
         ).map(tuple)),
-        nodes=optional(many), groups=st.integers(0, 2), to_ports=st.lists(port_rules, max_size=2).map(tuple),
-        icmps=st.lists(icmp_types, max_size=2).map(tuple),
-    )
+        nodes=optional(many), group_entries=group_entries.map(lambda groups: tuple(map(canonical, groups))),
+        to_ports=st.lists(port_rules(), max_size=2).map(tuple),
+        icmps=st.lists(icmp_types, max_size=3).map(lambda types: tuple(sorted(types, key=lambda t: t.entry))),
+    ).map(lambda rule: replace(rule, groups=len(rule.group_entries)))
 
 
 def sections(ingress: bool) -> st.SearchStrategy[tuple[CiliumRule, ...] | None]:
@@ -246,4 +285,28 @@ class TestCiliumRoundTrip:
         policy = CILIUM_EDGE_CASES[2]
         assert isinstance(policy, CiliumNetworkPolicy)
         object_to_dict(policy)["spec"]["egress"][0]["toPorts"][0]["rules"]["http"].append({"path": "/x"})
-        assert object_to_dict(policy)["spec"]["egress"][0]["toPorts"][0]["rules"]["http"] == [{}]
+        assert object_to_dict(policy)["spec"]["egress"][0]["toPorts"][0]["rules"]["http"] == [
+            {"method": "GET", "path": "/"}]
+
+    def test_l7_rules_and_groups_export_as_written(self) -> None:
+        """A converted CNP exports its L7 rules, toGroups entries and icmps[] entries exactly as written."""
+        written = {"endpointSelector": {}, "egress": [
+            {"toGroups": [{"aws": {"securityGroupsIds": ["sg-1"], "region": "eu-west-1"}}]},
+            {"toPorts": [{"ports": [{"port": "80", "protocol": "TCP"}],
+                          "rules": {"http": [{"method": "GET", "path": "/api/.*",
+                                              "headerMatches": [{"name": "x-env", "value": "prod"}]}]}}]},
+            {"icmps": [{"fields": [{"type": 8, "family": "IPv4"}]},
+                       {"fields": [{"type": "EchoRequest", "family": "IPv6"}, {"type": 0, "family": "IPv4"}]}]},
+        ]}
+        obj = {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
+               "metadata": {"name": "web", "namespace": "shop"}, "spec": written}
+        assert object_to_dict(object_from_dict(obj))["spec"] == written
+
+    def test_hand_built_l7_kinds_export_as_allow_all_stand_ins(self) -> None:
+        """A PortRule with L7 kinds but no rules_json exports one allow-all rule per kind."""
+        rule = CiliumRule(to_ports=(PortRule(l7=("http", "dns", "kafka", "l7proto")),), groups=1)
+        spec = CiliumPolicySpec(endpoint_selector=LabelSelector(), egress=(rule,))
+        policy = CiliumNetworkPolicy(CiliumKind.CNP, "l7", "shop", specs=(spec,))
+        egress = object_to_dict(policy)["spec"]["egress"][0]
+        assert (egress["toPorts"][0]["rules"], egress["toGroups"]) == (
+            {"http": [{}], "dns": [{"matchPattern": "*"}], "kafka": [{}], "l7proto": "unknown"}, [{"aws": {}}])

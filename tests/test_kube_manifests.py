@@ -34,9 +34,9 @@ class TestShopFixtures:
         assert len(keys(objects, NetworkPolicy)) == 7
 
     def test_unsupported_kinds_are_skipped_and_counted(self) -> None:
-        """ConfigMaps, Deployments and Services are skipped and counted by apiVersion/kind."""
+        """ConfigMaps and Deployments are skipped and counted by apiVersion/kind (Services are kept)."""
         report = load_manifests_report([str(SHOP)])
-        assert report.skipped_kinds == {"v1/ConfigMap": 1, "apps/v1/Deployment": 1, "v1/Service": 1}
+        assert report.skipped_kinds == {"v1/ConfigMap": 1, "apps/v1/Deployment": 1}
         assert report.files == 5
 
     def test_kubectl_list_pods_convert_fully(self) -> None:

@@ -48,8 +48,8 @@ def ports(*entries: str | tuple[str, str] | CiliumPort, l7: tuple[str, ...] = ()
     return PortRule(tuple(found), l7, server_names)
 
 
-def icmp(*types: int | str, family: str = "IPv4") -> tuple[ICMPType, ...]:
-    return tuple(ICMPType(t, family) for t in types)
+def icmp(*types: int | str, family: str = "IPv4", entry: int = 0) -> tuple[ICMPType, ...]:
+    return tuple(ICMPType(t, family, entry) for t in types)
 
 
 def spec(*, selector: LabelSelector | None = ANY_POD, nodes: LabelSelector | None = None,
@@ -199,6 +199,12 @@ CASES = [
      eg(R(icmps=icmp("8")))),
     ("41 ICMP fields", eg(R(icmps=icmp(*range(41)))), f"{EG}.icmps[0].fields", "at most 40",
      eg(R(icmps=icmp(*range(40))))),
+    ("41 ICMP fields in the second icmps entry", eg(R(icmps=icmp(8) + icmp(*range(41), entry=1))),
+     f"{EG}.icmps[1].fields", "at most 40 per icmps entry",
+     eg(R(icmps=icmp(*range(40)) + icmp(*range(40), entry=1)))),
+    ("bad type in the second icmps entry", eg(R(icmps=icmp(8, 0) + icmp(128, "Echo", family="IPv6", entry=1))),
+     f"{EG}.icmps[1].fields[1].type", "unknown IPv6 ICMP type 'Echo'",
+     eg(R(icmps=icmp(8, 0) + icmp(128, "EchoRequest", family="IPv6", entry=1)))),
     ("entity case", ing(R(entities=("World",))), f"{IG}.fromEntities[0]", "unsupported entity",
      ing(R(entities=("world", "kube-apiserver")))),
     ("entity world-ipv4", ing(R(entities=("cluster", "world-ipv4"))), f"{IG}.fromEntities[1]",

@@ -13,11 +13,14 @@ import pytest
 from auditor.errors import ConfigError
 from auditor.model.findings import FindingKind
 from auditor.report import csv_format, html, json_format, markdown
+from auditor.report.data import PolicyChange
 from auditor.report.render import render
 from tests.report_support import (
     HOSTILE_PEER,
     HOSTILE_QUERY,
+    MINUTE,
     SCHEMA,
+    T0,
     finding,
     hostile_findings,
     report,
@@ -55,6 +58,27 @@ class TestJson:
         document["surprise"] = 1
         with pytest.raises(jsonschema.ValidationError):
             validate(document)
+
+
+class TestPolicyChangeKinds:
+    CHANGES = [PolicyChange(T0, "ADDED", "shop", "web", "3"),
+               PolicyChange(T0 + MINUTE, "MODIFIED", "shop", "web", "4", kind="CiliumNetworkPolicy"),
+               PolicyChange(T0 + 2 * MINUTE, "DELETED", "", "world", "5",
+                            kind="CiliumClusterwideNetworkPolicy")]
+
+    def test_json_names_only_cilium_kinds(self) -> None:
+        """JSON policy changes carry `kind` for Cilium's kinds only, and still match the schema."""
+        document = json.loads(json_format.render(report(changes=self.CHANGES)))
+        validate(document)
+        assert [c.get("kind") for c in document["evidence"]["policy_changes"]] == [
+            None, "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"]
+
+    def test_markdown_timeline_puts_cilium_kinds_first(self) -> None:
+        """The timeline shows `ns/name` for a NetworkPolicy and kind-prefixed names for Cilium's kinds."""
+        text = markdown.render(report(changes=self.CHANGES))
+        assert "| shop/web | 3 |" in text
+        assert "| CiliumNetworkPolicy shop/web | 4 |" in text
+        assert "| CiliumClusterwideNetworkPolicy world | 5 |" in text
 
 
 class TestCsv:

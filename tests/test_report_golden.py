@@ -14,7 +14,7 @@ from tests.report_support import ROOT, SCHEMA
 
 GOLDEN = ROOT / "tests" / "golden"
 ARGS = ["report", "--manifests", "auditor/data/demo/cluster.yaml", "--flows", "auditor/data/demo/flows.jsonl",
-        "--generated-at", "2026-11-20T12:00:00Z"]
+        "--reproducible"]
 
 
 def produce(fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:

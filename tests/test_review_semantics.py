@@ -134,12 +134,20 @@ class TestHealthCheckSide:
         assert kinds(found) == [FindingKind.POLICY_DROP]
         assert found[0].direction == "egress"
 
-    def test_ingress_drop_to_the_probe_port_still_is(self) -> None:
-        """The same traffic dropped by the target's ingress policy is still health-check-blocked."""
+    def test_ingress_drop_of_the_node_probe_is(self) -> None:
+        """The node's probe dropped by the target's ingress policy is health-check-blocked."""
+        deny_in = policy("deny-in", types=(PolicyDirection.INGRESS,), ingress=())
+        c = correlator(WEB, PROBED_API, deny_in, enforce_node_traffic=True)
+        found = c.process(drop(HOST, ep(PROBED_API, 8080), direction=Direction.INGRESS))
+        assert FindingKind.HEALTH_CHECK_BLOCKED in kinds(found)
+
+    def test_pod_to_pod_drop_on_a_probe_port_is_an_ordinary_policy_drop(self) -> None:
+        """web -> api:8080 dropped is application traffic, not a health check, though a probe uses 8080."""
         deny_in = policy("deny-in", types=(PolicyDirection.INGRESS,), ingress=())
         c = correlator(WEB, PROBED_API, deny_in)
         found = c.process(drop(ep(WEB, 40000), ep(PROBED_API, 8080), direction=Direction.INGRESS))
-        assert FindingKind.HEALTH_CHECK_BLOCKED in kinds(found)
+        assert kinds(found) == [FindingKind.POLICY_DROP]
+        assert sum(c.stats.health_check_drops.values()) == 0
 
 
 class TestDropSubType:

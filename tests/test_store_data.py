@@ -154,6 +154,25 @@ class TestPolicyHistory:
         assert [c.name for c in store.policy_changes(T0 + 5, T0 + 25)] == ["b", "c"]
         assert [c.name for c in store.policy_changes(namespaces=["shop"])] == ["a", "c"]
 
+    def test_kind_defaults_to_network_policy(self, store: Store) -> None:
+        """A change recorded without a kind reads back as a NetworkPolicy's."""
+        store.record_policy_change(T0, "ADDED", "shop", "a", "1", "{}")
+        assert [c.kind for c in store.policy_changes()] == ["NetworkPolicy"]
+
+    def test_cilium_kinds_recorded_and_read_back(self, store: Store) -> None:
+        """CNP and CCNP changes keep their kind; a CCNP's namespace is empty."""
+        store.record_policy_change(T0, "ADDED", "shop", "web", "7", "{}", kind="CiliumNetworkPolicy")
+        store.record_policy_change(T0 + 1, "DELETED", "", "world", "8", "{}",
+                                   kind="CiliumClusterwideNetworkPolicy")
+        assert [(c.kind, c.namespace, c.name) for c in store.policy_changes()] == [
+            ("CiliumNetworkPolicy", "shop", "web"), ("CiliumClusterwideNetworkPolicy", "", "world")]
+
+    def test_same_name_of_another_kind_is_another_policy(self, store: Store) -> None:
+        """A NetworkPolicy and a CiliumNetworkPolicy sharing namespace, name and revision are both kept."""
+        assert store.record_policy_change(T0, "ADDED", "shop", "web", "1", "{}") is True
+        assert store.record_policy_change(T0, "ADDED", "shop", "web", "1", "{}", kind="CiliumNetworkPolicy")
+        assert sorted(c.kind for c in store.policy_changes()) == ["CiliumNetworkPolicy", "NetworkPolicy"]
+
 
 class TestSnapshot:
     def test_empty_store(self, store: Store) -> None:

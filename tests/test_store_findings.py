@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditor.model.findings import Finding, FindingKind, Severity
+from auditor.model.findings import merge_findings as merge
 from auditor.store import FindingStatus, Store, open_store
-from auditor.store.sql_findings import merge
 from tests.test_store_helpers import T0, finding
 
 NO_DNS = FindingKind.MISSING_DNS_EGRESS
@@ -46,21 +46,26 @@ class TestUpsert:
         store.upsert_findings([finding(first=0, last=T0 + 25)])
         assert store.findings()[0].first_seen_ns == T0 + 10
 
-    def test_latest_facts_win(self, store: Store) -> None:
-        """Message, severity, policies, sample and details come from the most recently seen finding."""
-        store.upsert_findings([finding(message="old", last=T0 + 1, policies=("shop/a@1",))])
+    def test_merge_rule_is_the_models(self, store: Store) -> None:
+        """Message and details from the latest, highest severity, policies united, the first sample."""
+        older = finding(message="old", last=T0 + 1, policies=("shop/a@1",), sample_flow="uuid-1",
+                        severity=Severity.HIGH, details=(("query", "old.shop.svc."),))
         newer = finding(
             message="new",
             last=T0 + 2,
-            severity=Severity.HIGH,
+            severity=Severity.LOW,
             policies=("shop/a@2", "shop/b@7"),
             sample_flow="uuid-2",
             details=(("closest_miss", "shop/a rule 0"), ("query", "db.shop.svc.")),
         )
+        store.upsert_findings([older])
         store.upsert_findings([newer])
         (stored,) = store.findings()
-        assert (stored.message, stored.severity, stored.policies) == ("new", Severity.HIGH, newer.policies)
-        assert (stored.sample_flow, stored.details) == ("uuid-2", newer.details)
+        assert (stored.message, stored.severity) == ("new", Severity.HIGH)
+        assert stored.policies == ("shop/a@1", "shop/a@2", "shop/b@7")
+        assert stored.sample_flow == "uuid-1"
+        assert dict(stored.details) == {"query": "db.shop.svc.", "closest_miss": "shop/a rule 0"}
+        assert stored == merge(older, newer)
 
     def test_out_of_order_older_finding_keeps_latest_facts(self, store: Store) -> None:
         """A finding seen earlier than the stored one does not overwrite its message."""

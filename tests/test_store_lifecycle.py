@@ -151,6 +151,20 @@ class TestSchema:
             assert [f.count for f in store.findings()] == [5]
             assert len(store.coverage(0, 3).windows) == 1
 
+    def test_version_3_policy_history_migrates_as_network_policies(self, tmp_path: Path) -> None:
+        """Policy history written before the kind column reads back as NetworkPolicy changes, in order."""
+        path = str(tmp_path / "a.db")
+        SqliteStore(path, migrations=MIGRATIONS[:3]).close()
+        with closing(sqlite3.connect(path)) as conn, conn:
+            conn.executemany("INSERT INTO policy_changes (time_ns, change_type, namespace, name, revision, "
+                             "spec_json) VALUES (?, 'ADDED', 'shop', ?, '1', '{}')",
+                             [(5, "b"), (1, "a"), (1, "c")])
+        with SqliteStore(path) as store:
+            assert [(c.name, c.kind) for c in store.policy_changes()] == [
+                ("a", "NetworkPolicy"), ("c", "NetworkPolicy"), ("b", "NetworkPolicy")]
+            assert store.record_policy_change(1, "ADDED", "shop", "a", "1", "{}") is False
+            assert store.record_policy_change(1, "ADDED", "shop", "a", "1", "{}", kind="CiliumNetworkPolicy")
+
     def test_newer_schema_refused(self, tmp_path: Path) -> None:
         """A database written by a newer auditor is refused with a clear StoreError."""
         open_store(f"sqlite:///{tmp_path}/a.db").close()

@@ -74,6 +74,13 @@ class TestRetention:
         assert store.apply_retention(NOW).policy_changes == 3
         assert [(c.name, c.revision) for c in store.policy_changes()] == [("live", "2"), ("fresh", "1")]
 
+    def test_policy_history_keeps_revision_in_force_per_kind(self, store: Store) -> None:
+        """A newer change of a same-named Cilium policy does not retire a NetworkPolicy's last change."""
+        store.record_policy_change(OLD, "ADDED", "shop", "web", "1", "{}")
+        store.record_policy_change(OLD + 1, "ADDED", "shop", "web", "2", "{}", kind="CiliumNetworkPolicy")
+        assert store.apply_retention(NOW).policy_changes == 0
+        assert [c.kind for c in store.policy_changes()] == ["NetworkPolicy", "CiliumNetworkPolicy"]
+
     def test_nothing_old_nothing_deleted(self, store: Store) -> None:
         """A store with only recent data loses nothing."""
         store.upsert_findings([finding(first=RECENT, last=RECENT)])

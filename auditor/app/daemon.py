@@ -13,29 +13,30 @@ If the store still refuses the final flush, the exit code is 1 and the log says 
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from auditor import __version__
-from auditor.app.analysis import Analyzer, skipped_flows
+from auditor.app.analysis import Analyzer, policy_manifest, skipped_flows
 from auditor.app.flowqueue import END_OF_STREAM, FlowQueue, pump
 from auditor.app.inventory import Inventory, live_inventory, manifest_inventory
+from auditor.app.settings import RunSettings
 from auditor.errors import StoreError
 from auditor.exporter.collector import make_registry
 from auditor.exporter.http import MetricsServer
 from auditor.exporter.snapshot import MetricsSnapshot
-from auditor.exporter.sources import with_inventory, with_source, with_store
-from auditor.findings.correlate import Correlator
+from auditor.exporter.sources import build_snapshot
+from auditor.findings.session import AnalysisOptions, AnalysisSession
+from auditor.hubble.cli_filters import request_filters
 from auditor.hubble.config import HubbleConfig
 from auditor.hubble.files import FileFlowSource
+from auditor.hubble.filters import compile_filters
 from auditor.hubble.source import FlowSource
 from auditor.log import get_logger
-from auditor.policy.engine import PolicyEngine
 from auditor.store import Store, open_store
 from auditor.store.sqlite import SqliteStore
 from auditor.store.url import sqlite_path
@@ -54,7 +55,7 @@ RETENTION_EVERY_S = 3600.0
 class Daemon:
     """A composed daemon; `run()` blocks until stopped and returns the exit code."""
 
-    settings: dict[str, Any]
+    settings: RunSettings
     source: FlowSource
     lossless: bool
     inventory: Inventory
@@ -66,22 +67,19 @@ class Daemon:
     """time.monotonic() of the stop signal (the shutdown budget counts from it)."""
 
     def __post_init__(self) -> None:
-        self.queue = FlowQueue(int(self.settings["queue_size"]))
-        self.correlator = Correlator(
-            self.inventory.history,
-            PolicyEngine(enforce_node_traffic=bool(self.settings["enforce_node_traffic"])),
-        )
-        self.analyzer = Analyzer(
-            correlator=self.correlator,
-            store=self.store,
-            latest_state=self.inventory.history.latest,
-            clock_ns=self.clock_ns,
-            enforce_node_traffic=bool(self.settings["enforce_node_traffic"]),
-        )
+        settings = self.settings
+        self.queue = FlowQueue(settings.queue_size)
+        self.session = AnalysisSession(self.inventory.history, analysis_options(settings),
+                                       manifest=policy_manifest, prune=True)
+        self.correlator = self.session.correlator
+        self.analyzer = Analyzer(session=self.session, store=self.store, clock_ns=self.clock_ns)
         self.inventory.on_change = self.analyzer.note_change
-        registry = make_registry(self.metrics_snapshot,
-                                 max_series_per_metric=int(self.settings["max_series_per_metric"]))
-        self.server = MetricsServer(str(self.settings["metrics_address"]), registry=registry,
+        for change in self.inventory.initial_changes:
+            self.analyzer.note_change(change)
+        self._outages_seen = 0
+        self._told_retention = False
+        registry = make_registry(self.metrics_snapshot, max_series_per_metric=settings.max_series_per_metric)
+        self.server = MetricsServer(settings.metrics_address, registry=registry,
                                     health_fn=lambda: True, ready_fn=self.readiness)
 
     def readiness(self) -> tuple[bool, str]:
@@ -98,28 +96,25 @@ class Daemon:
         with self.analyzer.lock:
             findings_new = dict(self.analyzer.findings_new)
             posture = self.analyzer.posture
-        snapshot = MetricsSnapshot(
-            version=__version__,
-            flows_processed=dict(stats.flows),
-            policy_verdicts=dict(stats.policy_verdicts),
-            policy_drops=dict(stats.policy_drops),
-            findings_new=findings_new,
-            dns_denials=dict(stats.dns_denials),
-            health_check_drops=dict(stats.health_check_drops),
-            unprotected_pods=posture.unprotected_pods,
-            namespace_default_deny=posture.default_deny,
-            flow_processing_lag=self.analyzer.lag.data(),
-            queue_dropped=self.queue.dropped,
-            bad_flows=dict(self.analyzer.bad_flows),
-            flows_skipped=skipped_flows(stats),
-            findings_overflow=self.analyzer.findings_overflow,
-            errors=dict(self.analyzer.errors),
-        )
-        snapshot = with_source(snapshot, self.source.stats)
-        if self.lossless:
-            snapshot = replace(snapshot, hubble_up=True)
-        snapshot = with_inventory(snapshot, self.inventory.status())
-        return with_store(snapshot, self.store.snapshot())
+        pipeline = {
+            "version": __version__,
+            "flows_processed": dict(stats.flows),
+            "policy_verdicts": dict(stats.policy_verdicts),
+            "policy_drops": dict(stats.policy_drops),
+            "findings_new": findings_new,
+            "dns_denials": dict(stats.dns_denials),
+            "health_check_drops": dict(stats.health_check_drops),
+            "unprotected_pods": posture.unprotected_pods,
+            "namespace_default_deny": posture.default_deny,
+            "flow_processing_lag": self.analyzer.lag.data(),
+            "queue_dropped": self.queue.dropped,
+            "bad_flows": dict(self.analyzer.bad_flows),
+            "flows_skipped": skipped_flows(stats),
+            "findings_overflow": self.analyzer.findings_overflow,
+            "errors": dict(self.analyzer.errors),
+        }
+        return build_snapshot(pipeline, source=self.source.stats, inventory=self.inventory.status(),
+                              store=self.store.snapshot(), hubble_up=True if self.lossless else None)
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT (or `stop`), then drain, flush and return the exit code."""
@@ -130,7 +125,7 @@ class Daemon:
                                   kwargs={"source": self.source, "flow_queue": self.queue, "stop": self.stop,
                                           "lossless": self.lossless, "on_fatal": self._on_fatal})
         reader.start()
-        _log.info("started", version=__version__, metrics=self.server.url, store=self.settings["store"])
+        _log.info("started", version=__version__, metrics=self.server.url, store=self.settings.store)
         saved = False
         try:
             self._analyse_until_stopped()
@@ -141,7 +136,7 @@ class Daemon:
         return 1 if self.fatal or not saved else 0
 
     def _analyse_until_stopped(self) -> None:
-        interval = float(self.settings["flush_interval"])
+        interval = self.settings.flush_interval
         next_flush = time.monotonic() + interval
         next_retention = time.monotonic()
         ended = False
@@ -164,14 +159,29 @@ class Daemon:
         try:
             self.inventory.prune(self.clock_ns())
             if retention:
-                deleted = self.store.apply_retention(self.clock_ns(),
-                                                     int(float(self.settings["retention"]) * 1e9))
+                max_age_ns = int(self.settings.retention * 1e9)
+                deleted = self.store.apply_retention(self.retention_now_ns(), max_age_ns)
                 _log.debug("retention_applied", deleted=str(deleted))
         except Exception as exc:  # retried at the next retention interval
             self.analyzer.count_error("retention", exc)
 
+    def retention_now_ns(self) -> int:
+        """The "now" retention is judged against: the wall clock for a live stream; for files (a replay),
+        the newest flow's own time, so a capture older than --retention is kept and reported rather than
+        pruned the moment it is written (the log says so once)."""
+        clock = self.clock_ns()
+        if not self.lossless:
+            return clock
+        newest = self.correlator.stats.last_ns
+        if newest and newest < clock - int(self.settings.retention * 1e9) and not self._told_retention:
+            self._told_retention = True
+            _log.warning("retention_by_data_time", newest_flow_ns=newest,
+                         note="the flow files are older than --retention: it counts from their newest flow")
+        return min(clock, newest) if newest else clock
+
     def _flush(self) -> bool:
         """Flush to the store; a failure is counted and logged, and what was not written is kept."""
+        self._note_outages()
         try:
             self.analyzer.flush()
         except StoreError as exc:
@@ -181,6 +191,13 @@ class Daemon:
             self.analyzer.count_error("flush", exc)
             return False
         return True
+
+    def _note_outages(self) -> None:
+        """Stream outages the source recorded since the last flush go to the store as gaps."""
+        outages = self.source.stats.snapshot().outages
+        for from_ns, to_ns in outages[self._outages_seen:]:
+            self.analyzer.note_outage(from_ns, to_ns)
+        self._outages_seen = len(outages)
 
     def _drain(self, reader: threading.Thread) -> None:
         """Analyse what is already queued, up to the shutdown budget (counted from the stop signal)."""
@@ -232,20 +249,35 @@ class Daemon:
         self._request_stop()
 
 
-def build_daemon(settings: dict[str, Any]) -> Daemon:
-    """Compose a daemon from resolved settings (see auditor.app.settings)."""
-    store = open_daemon_store(str(settings["store"]))
-    window_ns = int(float(settings["history_window"]) * 1e9)
-    if settings["manifests"]:
-        inventory = manifest_inventory(settings["manifests"], settings["cluster_events"] or None, window_ns)
+def analysis_options(settings: RunSettings) -> AnalysisOptions:
+    """How the daemon judges flows: the same options `audit` and `report` take."""
+    return AnalysisOptions(enforce_node_traffic=settings.enforce_node_traffic,
+                           cidr_match_nodes=settings.cidr_match_nodes,
+                           policy_enforcement=settings.policy_enforcement, max_findings=100_000)
+
+
+def build_daemon(settings: RunSettings | Mapping[str, Any], *,
+                 flow_filters: tuple[Sequence[Any], Sequence[Any]] = ((), ())) -> Daemon:
+    """Compose a daemon from resolved settings (see auditor.app.settings).
+
+    `flow_filters`: (allow, deny) FlowFilters from run's hubble-style filter flags; Hubble applies
+    them to the live stream, the file source to --flows.
+    """
+    if not isinstance(settings, RunSettings):
+        settings = RunSettings.from_values(settings)
+    store = open_daemon_store(settings.store)
+    window_ns = int(settings.history_window * 1e9)
+    if settings.manifests:
+        inventory = manifest_inventory(settings.manifests, settings.cluster_events or None, window_ns)
     else:
-        inventory = live_inventory(kubeconfig=settings["kubeconfig"] or None,
-                                   context=settings["context"] or None, window_ns=window_ns)
+        inventory = live_inventory(kubeconfig=settings.kubeconfig or None, context=settings.context or None,
+                                   window_ns=window_ns)
     source: FlowSource
-    if settings["flows"]:
-        source, lossless = FileFlowSource(settings["flows"], light=True), True  # only the correlator reads
+    if settings.flows:
+        keep = compile_filters(*flow_filters)
+        source, lossless = FileFlowSource(list(settings.flows), light=True, keep=keep), True  # correlator only
     else:
-        source, lossless = _hubble_client(settings), False
+        source, lossless = _hubble_client(settings, flow_filters), False
     return Daemon(settings=settings, source=source, lossless=lossless, inventory=inventory, store=store)
 
 
@@ -257,18 +289,15 @@ def open_daemon_store(url: str) -> Store:
     return SqliteStore(path, url=url, busy_timeout_ms=STORE_BUSY_TIMEOUT_MS)
 
 
-def _hubble_client(settings: dict[str, Any]) -> FlowSource:
+def hubble_config(settings: RunSettings, node_name: str = "",
+                  flow_filters: tuple[Sequence[Any], Sequence[Any]] = ((), ())) -> HubbleConfig:
+    """The live client's config from the shared Hubble settings (node mode: only that node's flows)."""
+    allow, deny = request_filters(*flow_filters, node_name=node_name)
+    return settings.hubble.config(allow_filters=allow, deny_filters=deny)
+
+
+def _hubble_client(settings: RunSettings, flow_filters: tuple[Sequence[Any], Sequence[Any]]) -> FlowSource:
     from auditor.hubble.client import HubbleClient
 
-    allow = (json.dumps({"node_name": [settings["node_name"]]}),) if settings["node_name"] else ()
-    config = HubbleConfig(
-        server=str(settings["hubble_server"]),
-        tls=bool(settings["tls"]),
-        tls_ca_cert_files=tuple(settings["tls_ca_cert_files"]),
-        tls_client_cert_file=str(settings["tls_client_cert_file"]),
-        tls_client_key_file=str(settings["tls_client_key_file"]),
-        tls_server_name=str(settings["tls_server_name"]),
-        allow_filters=allow,
-        stall_timeout=float(settings["stall_timeout"]),
-    )
-    return HubbleClient(config, light=True)  # its flows go to the correlator only
+    config = hubble_config(settings, settings.node_name, flow_filters)
+    return HubbleClient(config, light=True)  # only the correlator reads

@@ -3,6 +3,10 @@
 The replay server serves the bundled flows over real gRPC; the daemon reads them exactly as
 it reads Hubble Relay, judges them against the bundled manifests, keeps findings in a SQLite
 store and serves /metrics; then `report.html` is written and a short summary printed.
+
+The demo judges with DEMO_FLAGS (the capture's kubelet probes are node-to-pod traffic, which only
+host-firewall semantics judge); it prints them and the `auditor audit` command that gives the same
+numbers, so nothing is switched on silently.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from auditor.app.daemon import Daemon, build_daemon
 from auditor.app.report import ReportOptions, run_report
-from auditor.app.settings import RUN_OPTIONS
+from auditor.app.settings import RunSettings, default_values
 from auditor.errors import AuditorError, InputError
 from auditor.hubble.replay_server import ReplayServer
 from auditor.log import configure
@@ -27,6 +31,8 @@ from auditor.store import open_store
 
 DEMO_DIR = resources.files("auditor") / "data" / "demo"
 SETTLE_TIMEOUT_S = 60.0
+DEMO_FLAGS = ("--enforce-node-traffic",)
+"""The settings the demo judges with (beyond the defaults), printed with the equivalent audit command."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +60,7 @@ def run_demo(options: DemoOptions, out: TextIO, wait_forever: Callable[[], None]
     store_path.unlink(missing_ok=True)
     server = ReplayServer([flows], listen="127.0.0.1:0")
     address = server.start()
-    daemon = build_daemon(_settings(address, manifests, f"sqlite://{store_path.resolve()}", options))
+    daemon = build_daemon(demo_settings(address, manifests, f"sqlite://{store_path.resolve()}", options))
     thread = threading.Thread(target=_run_daemon, args=(daemon,), name="demo-daemon", daemon=True)
     try:
         thread.start()
@@ -63,6 +69,8 @@ def run_demo(options: DemoOptions, out: TextIO, wait_forever: Callable[[], None]
         run_report(ReportOptions(format="html", output=str(report), store=f"sqlite://{store_path.resolve()}",
                                  manifests=(manifests,), enforce_node_traffic=True))
         _summarise(out, store_path, report, daemon.server.url)
+        print(f"Judged with {' '.join(DEMO_FLAGS)}; the same numbers offline:\n  auditor audit --manifests "
+              f"{manifests} --flows {flows} {' '.join(DEMO_FLAGS)}", file=out)
         if options.serve:
             print(f"Serving {daemon.server.url}/metrics until Ctrl-C.", file=out)
             (wait_forever or _sleep_until_interrupted)()
@@ -73,13 +81,13 @@ def run_demo(options: DemoOptions, out: TextIO, wait_forever: Callable[[], None]
     return 0
 
 
-def _settings(address: str, manifests: str, store: str, options: DemoOptions) -> dict[str, Any]:
-    from auditor.app.settings import _convert
-
-    values: dict[str, Any] = {o.dest: _convert(o, o.default, "default") for o in RUN_OPTIONS}
+def demo_settings(address: str, manifests: str, store: str, options: DemoOptions) -> RunSettings:
+    """`auditor run` defaults, the demo's files and address, and DEMO_FLAGS."""
+    values = default_values()
     values.update(hubble_server=address, manifests=[manifests], store=store, flush_interval=0.5,
-                  metrics_address=options.metrics_address, enforce_node_traffic=True)
-    return values
+                  metrics_address=options.metrics_address,
+                  enforce_node_traffic="--enforce-node-traffic" in DEMO_FLAGS)
+    return RunSettings.from_values(values)
 
 
 def _run_daemon(daemon: Daemon) -> None:
@@ -99,9 +107,7 @@ def _settle(daemon: Daemon, *, expected: int) -> None:
             if isinstance(failure, AuditorError):
                 raise failure
             raise AuditorError(f"demo: the daemon failed: {failure}")
-        stats = daemon.correlator.stats
-        if sum(stats.flows.values()) >= expected and not len(daemon.queue):
-            daemon.analyzer.flush()
+        if daemon.analyzer.flushed_flows >= expected:  # the daemon's own flush wrote them all
             return
         time.sleep(0.1)
     raise AuditorError(
@@ -124,6 +130,10 @@ def _summarise(out: TextIO, store_path: Path, report: Path, metrics_url: str) ->
     print(f"Metrics: {metrics_url}/metrics", file=out)
     print("Explain: auditor explain --manifests " + str(DEMO_DIR / "cluster.yaml")
           + " --from shop/frontend-7d9c5b7f4-x2k8p --to shop/api-5f6d8c9b7-q7w3e --port 8080", file=out)
+    data, proposal = f"--manifests {DEMO_DIR / 'cluster.yaml'} --flows {DEMO_DIR / 'flows.jsonl'}", (
+        report.parent.resolve() / "recommended.yaml")
+    print(f"Recommend: auditor recommend {data} --output {proposal}\n"
+          f"Whatif:    auditor whatif {data} --proposed {proposal} --fail-on newly-denied", file=out)
 
 
 def _top(findings: list[Finding], limit: int = 8) -> list[Finding]:

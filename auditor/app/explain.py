@@ -18,8 +18,8 @@ from auditor.app.audit import build_history
 from auditor.app.explain_endpoints import QueryError as QueryError  # re-exported
 from auditor.app.explain_endpoints import resolve, subject_text
 from auditor.errors import ConfigError, InputError
-from auditor.kube.events import format_rfc3339_ns, parse_rfc3339_ns
 from auditor.model.decision import Decision, RuleMatch, SideDecision, Subject
+from auditor.model.times import format_rfc3339_ns, parse_rfc3339_ns
 from auditor.policy.cilium_validate import icmp_type_number
 from auditor.policy.engine import PolicyEngine
 from auditor.policy.state import ClusterState

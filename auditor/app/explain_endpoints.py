@@ -20,6 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from auditor.app.suggest import hint, pod_hint
 from auditor.errors import InputError
 from auditor.model.decision import ExternalSubject, NodeSubject, PodSubject, Subject
 from auditor.model.k8s import Node
@@ -47,12 +48,15 @@ def resolve(state: ClusterState, endpoint: str | Mapping[str, Any]) -> Subject:
         if node is not None:
             return NodeSubject(node.name, _node_ip(node))
         if state.pod("node", endpoint[len("node/"):]) is None:
-            raise QueryError(f"unknown node {endpoint[len('node/'):]} (not in the manifests at that time)")
+            wanted = endpoint[len("node/"):]
+            raise QueryError(f"unknown node {wanted} (not in the manifests at that time)"
+                             + hint(wanted, (n.name for n in state.nodes)))
     if "/" in endpoint and not _is_ip(endpoint.split("/")[0]):
         namespace, _, name = endpoint.partition("/")
         pod = state.pod(namespace, name)
         if pod is None:
-            raise QueryError(f"unknown pod {endpoint} (not in the manifests at that time)")
+            raise QueryError(f"unknown pod {endpoint} (not in the manifests at that time)"
+                             + pod_hint(state, namespace, name))
         return PodSubject(pod, pod.ips[0] if pod.ips else "")
     return _by_ip(state, endpoint)
 

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from auditor.app.audit import build_history
+from auditor.app.audit import load_cluster_inputs
 from auditor.kube.client import DEFAULT_RESOURCES, RESOURCES, resource_of
 from auditor.kube.stats import InventoryStatus, ResourceStatus
 from auditor.kube.watch import InventoryWatcher
@@ -53,10 +53,14 @@ class LockedHistory:
 class Inventory:
     """Cluster state for the daemon: history, readiness and status for the exporter."""
 
-    def __init__(self, history: ClusterHistory, status: InventoryStatus) -> None:
+    def __init__(self, history: ClusterHistory, status: InventoryStatus,
+                 initial_changes: Sequence[Change] = ()) -> None:
         self.history = LockedHistory(history)
         self._status = status
         self.on_change: Callable[[Change], None] = lambda change: None
+        self.initial_changes = tuple(initial_changes)
+        """Changes already in the history when it was handed over (manifests and cluster events): the
+        daemon records them in the store's policy history like a live watch's changes."""
 
     def start(self) -> None:
         """Nothing to start for a fixed inventory."""
@@ -109,7 +113,8 @@ class LiveInventory(Inventory):
 
 def manifest_inventory(paths: Sequence[str], cluster_events: str | None, window_ns: int) -> Inventory:
     """A fixed inventory from manifests (+ timestamped cluster events)."""
-    history, _, _ = build_history(list(paths), cluster_events)
+    inputs = load_cluster_inputs(list(paths), cluster_events)
+    history = inputs.history()
     state = history.latest()
     now = time.time_ns()
     counts = _counts(state)
@@ -118,14 +123,15 @@ def manifest_inventory(paths: Sequence[str], cluster_events: str | None, window_
         name: _fixed_status(name, now, counts[name], invalid.get(RESOURCES[name].kind, 0))
         for name in DEFAULT_RESOURCES
     }
-    return Inventory(history, InventoryStatus(resources))
+    return Inventory(history, InventoryStatus(resources), inputs.policy_changes())
 
 
 def _counts(state: ClusterState) -> dict[str, int]:
     """Valid objects per resource (invalid policies are not in the state)."""
     counts = {"namespaces": len(state.namespaces), "pods": len(state.pods), "nodes": len(state.nodes),
               "networkpolicies": len(state.policies), "ciliumcidrgroups": len(state.cilium.groups),
-              "ciliumnetworkpolicies": 0, "ciliumclusterwidenetworkpolicies": 0}
+              "ciliumnetworkpolicies": 0, "ciliumclusterwidenetworkpolicies": 0,
+              "services": len(state.services), "endpointslices": len(state.service_index.slices)}
     for compiled in state.cilium_policies:
         counts[resource_of(compiled.policy)] += 1
     return counts

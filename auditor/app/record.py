@@ -35,8 +35,8 @@ from auditor.kube.watch import InventoryWatcher
 from auditor.model.k8s import Change, ChangeType, KubeObject
 
 _RESOURCE_ORDER = {resource: order for order, resource in enumerate(
-    ("namespaces", "nodes", "pods", "networkpolicies", "ciliumcidrgroups", "ciliumclusterwidenetworkpolicies",
-     "ciliumnetworkpolicies"))}
+    ("namespaces", "nodes", "pods", "services", "endpointslices", "networkpolicies", "ciliumcidrgroups",
+     "ciliumclusterwidenetworkpolicies", "ciliumnetworkpolicies"))}
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,8 @@ class ReplayServerOptions:
     listen: str = "127.0.0.1:4245"
     rate: float | None = None
     loop: bool = False
+    speed: float | None = None
+    """Play at this multiple of the recorded pace (instead of --rate)."""
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_files: tuple[str, ...] = ()
@@ -36,7 +38,7 @@ class ReplayServerOptions:
 def build_server(options: ReplayServerOptions) -> ReplayServer:
     """Load the flow files and build (not start) the server."""
     return ReplayServer(options.flows, listen=options.listen, rate=options.rate, loop=options.loop,
-                        tls=options.server_tls())
+                        tls=options.server_tls(), speed=options.speed)
 
 
 def serve(server: ReplayServer, *, ready: Callable[[str, ReplayServer], None],

@@ -1,8 +1,7 @@
 """`auditor report`: wire files or the store, and the posture, into `auditor.report`.
 
-Files mode runs the same offline analysis as `auditor audit` (its `build_history`, the
-`Correlator`, `FindingAggregator` and `static_findings`), with the engine wrapped in a
-`RuleUsageRecorder` so the report can say which rules matched no flow.  Store mode reads what the
+Files mode runs `auditor audit`'s analysis session (`analyse_files`), with the engine wrapped in
+a `RuleUsageRecorder` so the report can say which rules matched no flow.  Store mode reads what the
 daemon recorded; the posture comes from `--manifests` or a one-shot listing of the live cluster.
 """
 
@@ -13,28 +12,29 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
-from auditor.app.audit import HISTORY_WINDOW_NS, build_history, flows_by_verdict
+from auditor import __version__
+from auditor.app.audit import HISTORY_WINDOW_NS, analyse_files, flows_by_verdict, load_cluster_inputs
+from auditor.app.suggest import hint, namespace_names
+from auditor.app.whatif_report import with_whatif_section
 from auditor.errors import ConfigError, InputError
-from auditor.findings.aggregate import FindingAggregator
-from auditor.findings.correlate import Correlator, CorrelatorStats
+from auditor.findings.correlate import CorrelatorStats
+from auditor.findings.session import AnalysisOptions
 from auditor.findings.static import static_findings
-from auditor.hubble.files import FileFlowSource
 from auditor.kube.manifests import load_manifests
 from auditor.model.cilium import CiliumNetworkPolicy
-from auditor.model.decision import CCNP_KIND, KNP_KIND
-from auditor.model.events import LostEvents
+from auditor.model.delta import policy_key
 from auditor.model.findings import Finding, Severity
-from auditor.model.flows import Flow
 from auditor.model.k8s import NetworkPolicy
-from auditor.policy.engine import PolicyEngine
 from auditor.policy.history import ClusterHistory
 from auditor.policy.state import ClusterState
 from auditor.report.build import ReportInputs, build_report
 from auditor.report.data import Completeness, GapInfo, PolicyChange, ReportData
+from auditor.report.fmt import plural
 from auditor.report.posture import PolicyHits
 from auditor.report.render import render
-from auditor.report.usage import RuleUsageRecorder
+from auditor.report.usage import RuleUsage, RuleUsageRecorder
 from auditor.store import open_store
 from auditor.store.base import Store
 from auditor.store.records import CounterRow
@@ -61,11 +61,25 @@ class ReportOptions:
     fail_on: Severity | None = None
     title: str | None = None
     generated_at_ns: int = 0
+    """0: now, unless `reproducible`."""
+    reproducible: bool = False
+    """No wall-clock generation time (unless `generated_at_ns`) and no version: byte-identical output."""
     live_cluster: bool = True
     """Store mode without manifests: list the live cluster for the posture."""
     kubeconfig: str | None = None
     context: str | None = None
     enforce_node_traffic: bool = False
+    policy_enforcement: str = "default"
+    cidr_match_nodes: bool = False
+    whatif_proposed: tuple[str, ...] = ()
+    """A proposal to add an `auditor whatif` section for (app/whatif_report.py)."""
+    whatif_replace_policies: bool = False
+
+    @property
+    def analysis(self) -> AnalysisOptions:
+        return AnalysisOptions(enforce_node_traffic=self.enforce_node_traffic,
+                               cidr_match_nodes=self.cidr_match_nodes,
+                               policy_enforcement=self.policy_enforcement, max_findings=MAX_FINDINGS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +89,8 @@ class ReportOutcome:
     exit_code: int
     failing: int
     """Findings at or above --fail-on."""
+    warnings: tuple[str, ...] = ()
+    """What the CLI prints to stderr: --namespace names the data does not have (with suggestions)."""
 
 
 def run_report(options: ReportOptions) -> ReportOutcome:
@@ -86,8 +102,8 @@ def run_report(options: ReportOptions) -> ReportOutcome:
     inputs = store_inputs(options) if options.store else files_inputs(options)
     if options.title:
         inputs = _replace_title(inputs, options.title)
-    data = build_report(inputs)
-    text = render(data, options.format)
+    data = build_report(_stamped(inputs, options))
+    text = with_whatif_section(render(data, options.format), options)
     if options.output:
         try:
             with open(options.output, "w", encoding="utf-8", newline="") as handle:
@@ -95,7 +111,16 @@ def run_report(options: ReportOptions) -> ReportOutcome:
         except OSError as exc:
             raise InputError(f"cannot write the report: {exc.strerror}", path=options.output) from exc
     failing = _failing(data.findings, options.fail_on)
-    return ReportOutcome(data, text, EXIT_FAIL_ON if failing else 0, failing)
+    return ReportOutcome(data, text, EXIT_FAIL_ON if failing else 0, failing, _unknown_namespaces(inputs))
+
+
+def _unknown_namespaces(inputs: ReportInputs) -> tuple[str, ...]:
+    """A warning per --namespace that neither the posture nor the findings know, with close names."""
+    known = {f.namespace for f in inputs.findings if f.namespace}
+    if inputs.state is not None:
+        known |= namespace_names(inputs.state)
+    return tuple(f"namespace {ns} is in neither the posture nor the findings{hint(ns, known)}"
+                 for ns in inputs.namespaces or () if ns not in known)
 
 
 def _failing(findings: Iterable[Finding], threshold: Severity | None) -> int:
@@ -108,71 +133,48 @@ def _replace_title(inputs: ReportInputs, title: str) -> ReportInputs:
     return replace(inputs, title=title)
 
 
+def _stamped(inputs: ReportInputs, options: ReportOptions) -> ReportInputs:
+    """The generation time (given, else now) and auditor's version; neither with --reproducible."""
+    if options.reproducible:
+        return replace(inputs, generated_at_ns=options.generated_at_ns, auditor_version="")
+    now = options.generated_at_ns or time.time_ns()
+    return replace(inputs, generated_at_ns=now, auditor_version=__version__)
+
+
 # --- files mode ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Judged:
-    """What one pass over the flow files produced."""
-
-    correlator: Correlator
-    aggregator: FindingAggregator
-    source: FileFlowSource
-    gaps: tuple[GapInfo, ...]
-
-
 def files_inputs(options: ReportOptions) -> ReportInputs:
-    """The offline analysis of manifests (+ cluster events) and flow files."""
+    """The offline analysis of manifests (+ cluster events) and flow files: `audit`'s session."""
     if not options.manifests:
         raise ConfigError("--flows needs --manifests (the cluster state the flows are judged against)")
-    history, _objects, _changes = build_history(options.manifests, options.cluster_events)
-    recorder = RuleUsageRecorder(PolicyEngine(enforce_node_traffic=options.enforce_node_traffic))
-    judged = _judge_files(options, Correlator(history, recorder))
+    inputs = load_cluster_inputs(options.manifests, options.cluster_events)
+    history = inputs.history()
+    recorder = RuleUsageRecorder(options.analysis.engine())
+    lo = options.from_ns if options.from_ns is not None else 0
+    hi = options.to_ns if options.to_ns is not None else 2**63
+    analysis = analyse_files(history, options.analysis, options.flows, engine=recorder, window=(lo, hi))
     state = history.latest()
-    for finding in static_findings(state, enforce_node_traffic=options.enforce_node_traffic):
-        judged.aggregator.add(finding)
-    stats = judged.correlator.stats
+    stats = analysis.session.stats
     window = (options.from_ns if options.from_ns is not None else stats.first_ns,
               options.to_ns if options.to_ns is not None else stats.last_ns)
     verdicts = flows_by_verdict(stats)
+    gaps = tuple(GapInfo(g.from_ns, g.to_ns, g.reason, g.lost_count) for g in analysis.delta.gaps)
     completeness = Completeness(
         window_from_ns=window[0], window_to_ns=window[1], covered_ns=max(0, stats.last_ns - stats.first_ns),
-        lost_events=sum(g.lost_count for g in judged.gaps), gaps=judged.gaps, flows=sum(verdicts.values()),
-        skipped_lines=judged.source.stats.bad_lines, unresolved=stats.unresolved,
+        lost_events=sum(g.lost_count for g in gaps), gaps=gaps, flows=sum(verdicts.values()),
+        skipped_lines=analysis.source.stats.bad_lines, unresolved=stats.unresolved,
         note="files: the capture is taken as continuous from its first to its last flow; gaps are the "
         "lost-events records in the files",
     )
     return ReportInputs(
-        findings=judged.aggregator.all(), completeness=completeness, source="files",
+        findings=list(analysis.findings), completeness=completeness, source="files",
         source_detail="flows " + ", ".join(options.flows), state=state, flows_by_verdict=verdicts,
         posture_note="posture from the manifests given, as of the end of the capture",
         policy_hits=_hits(stats), usage=recorder.usage(), changes=_history_changes(history, window),
         namespaces=options.namespaces, generated_at_ns=options.generated_at_ns,
+        policy_enforcement=options.policy_enforcement,
     )
-
-
-def _judge_files(options: ReportOptions, correlator: Correlator) -> _Judged:
-    """Every flow of the files inside the window through the correlator; lost events become gaps."""
-    source = FileFlowSource(options.flows, light=True)  # its flows go to the correlator only
-    aggregator = FindingAggregator(max_keys=MAX_FINDINGS)
-    lo = options.from_ns if options.from_ns is not None else 0
-    hi = options.to_ns if options.to_ns is not None else 2**63
-    gaps: list[GapInfo] = []
-    for event in source.events():
-        if isinstance(event, LostEvents):
-            gap = _lost_gap(event)
-            if lo <= gap.from_ns < hi:
-                gaps.append(gap)
-            continue
-        if isinstance(event, Flow) and not lo <= event.time_ns < hi:
-            continue
-        for finding in correlator.process(event):
-            aggregator.add(finding)
-    return _Judged(correlator, aggregator, source, tuple(gaps))
-
-
-def _lost_gap(event: LostEvents) -> GapInfo:
-    return GapInfo(*event.span_ns, event.gap_reason, event.count)
 
 
 def _hits(stats: CorrelatorStats) -> PolicyHits:
@@ -216,23 +218,39 @@ def store_inputs(options: ReportOptions) -> ReportInputs:
         rows = store.counts(since, until, ("namespace", "policy", "verdict"), namespaces=ns)
         coverage = store.coverage(since, until)
         records = store.policy_changes(since, until, namespaces=ns)
+        usage = store_usage(store, since, until)
     if state is not None:  # the static findings of the posture shown, not of whatever the daemon last saw
-        static = static_findings(state, enforce_node_traffic=options.enforce_node_traffic)
+        static = static_findings(state, enforce_node_traffic=options.enforce_node_traffic,
+                                 policy_enforcement=options.policy_enforcement)
         findings = [f for f in findings if not f.kind.is_static] + static
     shown_until = until - 1 if options.to_ns is None and until > since else until  # the last covered ns
     completeness = Completeness(
         window_from_ns=since, window_to_ns=shown_until, covered_ns=coverage.covered_ns,
         lost_events=coverage.lost_total, flows=sum(verdicts.values()),
         gaps=tuple(GapInfo(g.from_ns, g.to_ns, g.reason, g.lost_count) for g in coverage.gaps),
-        note=f"store: {len(coverage.windows)} coverage windows recorded by the daemon"
+        note=f"store: {plural(len(coverage.windows), 'coverage window')} recorded by the daemon"
         + ("; flows by verdict are cluster-wide (the daemon counts them without namespace)" if ns else ""),
     )
     return ReportInputs(
         findings=findings, completeness=completeness, source="store", source_detail=options.store or "",
-        state=state, posture_note=note, flows_by_verdict=verdicts, policy_hits=_store_hits(rows),
+        state=state, posture_note=note, flows_by_verdict=verdicts, policy_hits=_store_hits(rows), usage=usage,
         changes=[PolicyChange(r.time_ns, r.change_type, r.namespace, r.name, r.revision) for r in records],
         namespaces=options.namespaces, generated_at_ns=options.generated_at_ns,
+        policy_enforcement=options.policy_enforcement,
     )
+
+
+def store_usage(store: Store, since: int, until: int) -> RuleUsage | None:
+    """Rule usage from the store's per-hour rule hits; None unless every hour of the window with flows
+    has rule hits recorded (a daemon older than schema version 5 did not keep them)."""
+    hits = store.rule_hits(since, until)
+    recorded = {row.hour_ns for row in hits if not row.kind}
+    flow_hours = {row.hour_ns for row in store.counts(since, until, ("hour", "policy")) if not row.policy}
+    if not recorded or not flow_hours <= recorded:
+        return None
+    rules = {(r.namespace, r.name, r.direction, r.rule, r.kind): r.count for r in hits if r.kind and r.rule}
+    isolating = {(r.namespace, r.name, r.kind): r.count for r in hits if r.kind and not r.rule}
+    return RuleUsage(MappingProxyType(rules), MappingProxyType(isolating))
 
 
 def _require_existing_store(url: str) -> None:
@@ -263,31 +281,19 @@ def _store_verdicts(rows: Sequence[CounterRow]) -> dict[str, int]:
 
 
 def _store_hits(rows: Sequence[CounterRow]) -> PolicyHits:
-    """Per-policy (allowed, dropped) from the daemon's policy rows (`_policy_key` reads the column)."""
+    """Per-policy (allowed, dropped) from the daemon's policy rows (`model.delta.policy_key` reads them)."""
     hits: dict[tuple[str, str, str], tuple[int, int]] = {}
     for row in rows:
         if row.policy:
-            _add_hit(hits, _policy_key(row.policy, row.namespace), row.count, dropped=row.verdict == "DROPPED")
+            _add_hit(hits, policy_key(row.policy, row.namespace), row.count, dropped=row.verdict == "DROPPED")
     return hits
-
-
-def _policy_key(column: str, row_namespace: str) -> tuple[str, str, str]:
-    """(namespace, name, kind) of a counter row's policy column, which is `PolicyId.ref`
-    (`ns/name`, `CiliumNetworkPolicy ns/name`, `CiliumClusterwideNetworkPolicy name`), possibly with
-    `@revision`; a bare NetworkPolicy name takes the row's namespace."""
-    kind, _, ref = column.rpartition(" ")
-    ns, _, rest = ref.rpartition("/")
-    name = rest.split("@", 1)[0]
-    if kind == CCNP_KIND:
-        return "", name, kind
-    return ns or row_namespace, name, kind or KNP_KIND
 
 
 def posture(options: ReportOptions) -> tuple[ClusterState | None, str]:
     """The current state from --manifests (+ events), else the live cluster, else None with the reason."""
     if options.manifests:
         if options.cluster_events:
-            history, _, _ = build_history(options.manifests, options.cluster_events)
+            history = load_cluster_inputs(options.manifests, options.cluster_events).history()
             return history.latest(), "posture from the manifests and cluster events given"
         return ClusterState.build(load_manifests(list(options.manifests))), "posture from the manifests given"
     if not options.live_cluster:

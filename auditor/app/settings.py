@@ -14,11 +14,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from auditor.errors import ConfigError
+from auditor.hubble.config import HubbleConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -57,9 +58,11 @@ class Option:
     """str, int, bool, duration, list or choice."""
     choices: tuple[str, ...] = ()
     minimum: int = 0
+    """Smallest value an int option takes (durations are never negative)."""
     nonzero: bool = False
     """For durations: 0 is refused (a zero flush interval or window means nothing sensible)."""
-    """Smallest value an int option takes (durations are never negative)."""
+    aliases: tuple[str, ...] = ()
+    """Other flag names (the hubble CLI's `--server`)."""
 
     @property
     def dest(self) -> str:
@@ -71,9 +74,9 @@ class Option:
 
 
 RUN_OPTIONS: tuple[Option, ...] = (
-    Option("hubble-server", "Hubble Relay or agent address: host:port or unix:///path.", "localhost:4245"),
+    Option("hubble-server", "Hubble Relay or agent address: host:port, tls://host:port or unix:///path.",
+           "localhost:4245", aliases=("server",)),
     Option("tls", "Connect to Hubble with TLS.", False, "bool"),
-    Option("tls-allow-insecure", "Skip verification of Hubble's certificate (testing only).", False, "bool"),
     Option("tls-ca-cert-files", "CA certificates to verify Hubble's server certificate.", [], "list"),
     Option("tls-client-cert-file", "Client certificate for mTLS to Hubble Relay.", ""),
     Option("tls-client-key-file", "Client key for mTLS to Hubble Relay.", ""),
@@ -99,6 +102,11 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "60s", "duration"),
     Option("enforce-node-traffic", "Judge node-to-pod traffic by policy (Cilium host firewall / "
            "enforcement mode always).", False, "bool"),
+    Option("policy-enforcement", "Cilium's policy-enforcement mode: default (isolated when a policy selects), "
+           "always (every pod isolated), never (nothing enforced).", "default", "choice",
+           ("default", "always", "never")),
+    Option("cidr-match-nodes", "CIDR rules also match cluster nodes (Cilium's policy-cidr-match-mode=nodes).",
+           False, "bool"),
     Option("max-series-per-metric", "Cardinality cap per metric; the rest goes to an overflow series.",
            2000, "int", minimum=2),
     Option("flush-interval", "How often findings and counters are written to the store.", "5s", "duration",
@@ -106,19 +114,27 @@ RUN_OPTIONS: tuple[Option, ...] = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser, options: Sequence[Option] = RUN_OPTIONS) -> None:
+HUBBLE_OPTION_NAMES = ("hubble-server", "tls", "tls-ca-cert-files", "tls-client-cert-file",
+                       "tls-client-key-file", "tls-server-name", "stall-timeout")
+"""The Hubble connection settings `run`, `record` and `demo` share (one table, one parser, one type)."""
+HUBBLE_OPTIONS = tuple(o for o in RUN_OPTIONS if o.name in HUBBLE_OPTION_NAMES)
+
+
+def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+                  options: Sequence[Option] = RUN_OPTIONS, *, config: bool = True) -> None:
     """Add every option as a flag whose default is None, so precedence can be resolved later."""
-    parser.add_argument("--config", help="YAML file with settings (keys are the flag names).")
+    if config:
+        parser.add_argument("--config", help="YAML file with settings (keys are the flag names).")
     for option in options:
-        flag = f"--{option.name}"
+        flags = [f"--{option.name}", *(f"--{alias}" for alias in option.aliases)]
         text = f"{option.help} [env {option.env}; default {_show_default(option)}]"
         if option.kind == "bool":
-            parser.add_argument(flag, dest=option.dest, default=None,
+            parser.add_argument(*flags, dest=option.dest, default=None,
                                 action=argparse.BooleanOptionalAction, help=text)
         elif option.kind == "list":
-            parser.add_argument(flag, dest=option.dest, default=None, nargs="+", help=text)
+            parser.add_argument(*flags, dest=option.dest, default=None, nargs="+", help=text)
         else:
-            parser.add_argument(flag, dest=option.dest, default=None, help=text,
+            parser.add_argument(*flags, dest=option.dest, default=None, help=text,
                                 choices=option.choices or None)
 
 
@@ -216,3 +232,119 @@ def _convert(option: Option, value: Any, origin: str) -> Any:
     if option.nonzero and not converted:
         raise ConfigError(f"{origin}: {option.name} must be longer than 0")
     return converted
+
+
+_HOST_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>\d{1,5})$")
+
+
+def check_hubble_address(address: str, origin: str = "--hubble-server") -> str:
+    """`address` when it is `host:port`, `tls://host:port` or `unix:///path`; else a ConfigError in one
+    line.  grpc would dial `localhost` on :443 and retry `http://host:4245` forever, so neither passes."""
+    if address.startswith("unix://"):
+        if len(address) > len("unix://") and address[len("unix://"):].startswith("/"):
+            return address
+        raise ConfigError(f"{origin}: {address!r} is not a socket path; use unix:///absolute/path")
+    rest = address[len("tls://"):] if address.startswith("tls://") else address
+    match = _HOST_PORT.match(rest)
+    if match is None or not 0 < int(match.group("port")) < 65536:
+        raise ConfigError(f"{origin}: {address!r} is not a Hubble address; use host:port (e.g. "
+                          "hubble-relay.kube-system.svc:443), tls://host:port or unix:///path")
+    return address
+
+
+@dataclass(frozen=True, slots=True)
+class HubbleSettings:
+    """How to reach Hubble: the settings `run`, `record` and `demo` share."""
+
+    hubble_server: str = "localhost:4245"
+    tls: bool = False
+    tls_ca_cert_files: tuple[str, ...] = ()
+    tls_client_cert_file: str = ""
+    tls_client_key_file: str = ""
+    tls_server_name: str = ""
+    stall_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        check_hubble_address(self.hubble_server)
+        if bool(self.tls_client_cert_file) != bool(self.tls_client_key_file):
+            raise ConfigError("--tls-client-cert-file and --tls-client-key-file must be given together")
+
+    def config(self, allow_filters: Sequence[str] = (), deny_filters: Sequence[str] = ()) -> HubbleConfig:
+        """The live client's config."""
+        return HubbleConfig(
+            server=self.hubble_server, tls=self.tls, tls_ca_cert_files=self.tls_ca_cert_files,
+            tls_client_cert_file=self.tls_client_cert_file, tls_client_key_file=self.tls_client_key_file,
+            tls_server_name=self.tls_server_name, allow_filters=tuple(allow_filters),
+            deny_filters=tuple(deny_filters), stall_timeout=self.stall_timeout,
+        )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, *, env: Mapping[str, str] | None = None) -> HubbleSettings:
+        """From the HUBBLE_OPTIONS flags (flag > env > default) of a command without `--config`."""
+        environ = {k: v for k, v in (os.environ if env is None else env).items() if k != "AUDITOR_CONFIG"}
+        flags = argparse.Namespace(**{**vars(args), "config": None})
+        values: dict[str, Any] = resolve(flags, env=environ, options=HUBBLE_OPTIONS)
+        typed: dict[str, Any] = {name: tuple(v) if isinstance(v, list) else v for name, v in values.items()}
+        return cls(**typed)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Every setting of `auditor run`, typed, resolved once (flag > env > file > default)."""
+
+    hubble: HubbleSettings
+    node_name: str = ""
+    flows: tuple[str, ...] = ()
+    manifests: tuple[str, ...] = ()
+    cluster_events: str = ""
+    kubeconfig: str = ""
+    context: str = ""
+    store: str = "sqlite:///var/lib/auditor/auditor.db"
+    metrics_address: str = "0.0.0.0:9967"
+    log_format: Literal["json", "console", "auto"] = "auto"
+    log_level: str = "info"
+    queue_size: int = 10000
+    history_window: float = 86400.0
+    retention: float = 30 * 86400.0
+    enforce_node_traffic: bool = False
+    policy_enforcement: str = "default"
+    cidr_match_nodes: bool = False
+    max_series_per_metric: int = 2000
+    flush_interval: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.cluster_events and not self.manifests:
+            raise ConfigError("--cluster-events needs --manifests (the state the events change)")
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> RunSettings:
+        """From `resolve()`'s mapping (dest name -> typed value); lists become tuples."""
+        def value(name: str) -> Any:
+            item = values[name]
+            return tuple(item) if isinstance(item, list) else item
+
+        hubble = HubbleSettings(**{name: value(name) for name in HubbleSettings.__dataclass_fields__})
+        names = [name for name in cls.__dataclass_fields__ if name != "hubble"]
+        return cls(hubble=hubble, **{name: value(name) for name in names})
+
+
+def load_settings(args: argparse.Namespace, *, env: Mapping[str, str] | None = None) -> RunSettings:
+    """The typed settings of `auditor run` (see `resolve`)."""
+    return RunSettings.from_values(resolve(args, env=env))
+
+
+def default_values(options: Sequence[Option] = RUN_OPTIONS) -> dict[str, Any]:
+    """Every option at its default, typed (what `resolve` gives without flags, env or file)."""
+    return {option.dest: _convert(option, option.default, "default") for option in options}
+
+
+def add_analysis_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--policy-enforcement` and `--cidr-match-nodes` for the offline commands (`audit`, `report`), with
+    the daemon's meaning and defaults (the same table rows)."""
+    for option in RUN_OPTIONS:
+        if option.name in ("policy-enforcement", "cidr-match-nodes"):
+            if option.kind == "bool":
+                parser.add_argument(f"--{option.name}", dest=option.dest, action="store_true", help=option.help)
+            else:
+                parser.add_argument(f"--{option.name}", dest=option.dest, default=option.default,
+                                    choices=option.choices, help=f"{option.help} (default {option.default})")

@@ -7,6 +7,7 @@ Each subcommand lives in its own module exposing `register(subparsers)`; the mod
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
 from collections.abc import Callable, Sequence
@@ -14,7 +15,8 @@ from collections.abc import Callable, Sequence
 from auditor import __version__
 from auditor.errors import AuditorError
 
-COMMAND_MODULES: tuple[str, ...] = ("run", "audit", "explain", "report", "record", "replay_server", "demo")
+COMMAND_MODULES: tuple[str, ...] = ("run", "audit", "explain", "whatif", "recommend", "report", "record",
+                                     "replay_server", "demo")
 """Modules under auditor.cli that register a subcommand, in help order."""
 
 
@@ -32,10 +34,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> None:
+    """Report unknown arguments with the usage of the subcommand they were given to (argparse would print
+    the top-level usage), suggesting the closest option of that subcommand; exits 2."""
+    command = _subcommand(parser, getattr(args, "command", None)) or parser
+    options = [o for action in command._actions for o in action.option_strings]
+    hints = [f"{extra} (did you mean {close[0]}?)" for extra in extras if extra.startswith("-")
+             for close in [difflib.get_close_matches(extra.split("=", 1)[0], options, n=1)] if close]
+    command.error(f"unrecognized arguments: {' '.join(extras)}" + (f"; {'; '.join(hints)}" if hints else ""))
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str | None) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            chosen: argparse.ArgumentParser = action.choices[name]
+            return chosen
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `auditor` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        _unrecognized(parser, args, extras)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from auditor.app.record import RecordOptions, record
-from auditor.app.settings import parse_duration
+from auditor.app.settings import HUBBLE_OPTIONS, HubbleSettings, add_arguments, parse_duration
 from auditor.errors import ConfigError
-from auditor.hubble.config import add_client_arguments, config_from_args
 from auditor.log import configure as configure_logging
 
 
@@ -40,7 +39,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--context", metavar="NAME", help="kubeconfig context")
     parser.add_argument("--in-cluster", action="store_true", default=None,
                         help="use the pod's service account even when a kubeconfig exists")
-    add_client_arguments(parser)
+    hubble = parser.add_argument_group("Hubble connection (the same flags, env and defaults as auditor run)")
+    add_arguments(hubble, HUBBLE_OPTIONS, config=False)
+    hubble.add_argument("--allowlist", action="append", default=[], metavar="JSON",
+                        help='FlowFilter as JSON, e.g. \'{"verdict":["DROPPED"]}\' (repeat: OR)')
+    hubble.add_argument("--denylist", action="append", default=[], metavar="JSON",
+                        help="FlowFilter as JSON whose matches are excluded (repeat: OR)")
     parser.set_defaults(func=run)
 
 
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         snapshot=snapshot,
         events=events,
         flows=flows,
-        hubble=config_from_args(args) if flows else None,
+        hubble=HubbleSettings.from_args(args).config(args.allowlist, args.denylist) if flows else None,
         duration_seconds=_duration(args.duration, "--duration"),
         sync_timeout_seconds=_duration(args.sync_timeout, "--sync-timeout") or 60.0,
         kubeconfig=args.kubeconfig,

@@ -16,17 +16,21 @@ SHOWN_PROBLEMS = 5
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "replay-server",
-        help="serve recorded flows as a Hubble Observer (GetFlows, ServerStatus, GetNodes) over gRPC",
+        help="serve recorded flows over gRPC as a Hubble server (the hubble CLI works against it)",
         description="Serve recorded flow files over real gRPC as observer.Observer, so `auditor run`, "
         "the hubble CLI, tests and benchmarks can read them like a live Hubble Relay.",
     )
     parser.add_argument("--flows", nargs="+", required=True, metavar="FILE",
-                        help="flow files (hubble observe -o jsonpb, exporter files; gzip accepted)")
+                        help="flow files (hubble observe -o jsonpb, exporter files; gzip accepted; "
+                        "'-' reads stdin to its end), merged by time")
     parser.add_argument("--listen", default="127.0.0.1:4245", metavar="HOST:PORT",
                         help="address to listen on (port 0 picks a free port); default %(default)s")
     parser.add_argument("--rate", type=float, default=None, metavar="N",
-                        help="send at most N responses per second per stream (default: as fast as possible)")
-    parser.add_argument("--loop", action="store_true", help="in follow mode, replay the files again and again")
+                        help="the recording arrives N responses per second from the first request on "
+                        "(default: all of it is there from the start)")
+    parser.add_argument("--speed", type=float, default=None, metavar="X",
+                        help="the recording arrives at X times its recorded pace (1 = real time)")
+    parser.add_argument("--loop", action="store_true", help="replay the recording again after its end")
     parser.add_argument("--tls-cert-file", default="", metavar="FILE",
                         help="PEM server certificate (enables TLS)")
     parser.add_argument("--tls-key-file", default="", metavar="FILE", help="PEM server private key")
@@ -47,7 +51,7 @@ def _ready(address: str, server: ReplayServer) -> None:
 def run(args: argparse.Namespace) -> int:
     configure_logging()
     options = ReplayServerOptions(
-        flows=tuple(args.flows), listen=args.listen, rate=args.rate, loop=args.loop,
+        flows=tuple(args.flows), listen=args.listen, rate=args.rate, loop=args.loop, speed=args.speed,
         tls_cert_file=args.tls_cert_file, tls_key_file=args.tls_key_file,
         tls_client_ca_files=tuple(args.tls_client_ca_files),
     )

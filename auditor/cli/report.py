@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 from auditor.app.report import EXIT_FAIL_ON, ReportOptions, run_report
-from auditor.app.settings import parse_duration
+from auditor.app.settings import add_analysis_arguments, parse_duration
 from auditor.errors import ConfigError
-from auditor.kube.events import parse_rfc3339_ns
 from auditor.model.findings import Severity
+from auditor.model.times import parse_rfc3339_ns
 from auditor.report.render import FORMATS
 
 
@@ -45,9 +45,19 @@ def register(subparsers: Any) -> None:
                         "(info, low, medium, high, critical)")
     parser.add_argument("--title", help="report title")
     parser.add_argument("--generated-at", metavar="TIME",
-                        help="RFC 3339 time to print as the generation time (omitted by default: reproducible)")
+                        help="RFC 3339 time to print as the generation time (default: now)")
+    parser.add_argument("--reproducible", action="store_true",
+                        help="leave out the generation time (unless --generated-at) and auditor's version, so "
+                        "the same inputs give byte-identical output (golden files)")
     parser.add_argument("--enforce-node-traffic", action="store_true",
                         help="judge node <-> pod traffic by the policies (Cilium host firewall)")
+    add_analysis_arguments(parser)
+    parser.add_argument("--whatif-proposed", nargs="+", default=[], metavar="PATH",
+                        help="add an `auditor whatif` section: these proposed policies judged over the same "
+                        "traffic (html, markdown, json)")
+    parser.add_argument("--whatif-replace-policies", action="store_true",
+                        help="--whatif-proposed holds the whole policy set "
+                        "(see auditor whatif --replace-policies)")
     parser.set_defaults(func=run)
 
 
@@ -92,12 +102,19 @@ def run(args: argparse.Namespace) -> int:
         fail_on=Severity(args.fail_on) if args.fail_on else None,
         title=args.title,
         generated_at_ns=_time(args.generated_at, "--generated-at") or 0,
+        reproducible=args.reproducible,
         live_cluster=not args.no_live_cluster,
         kubeconfig=args.kubeconfig,
         context=args.context,
         enforce_node_traffic=args.enforce_node_traffic,
+        policy_enforcement=args.policy_enforcement,
+        cidr_match_nodes=args.cidr_match_nodes,
+        whatif_proposed=tuple(args.whatif_proposed),
+        whatif_replace_policies=args.whatif_replace_policies,
     )
     outcome = run_report(options)
+    for warning in outcome.warnings:
+        print(f"auditor report: warning: {warning}", file=sys.stderr)
     if to_stdout:
         sys.stdout.write(outcome.text)
     if outcome.failing:

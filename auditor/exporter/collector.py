@@ -20,6 +20,8 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from auditor import __version__
@@ -28,12 +30,18 @@ from auditor.log import get_logger
 from auditor.model.events import LostEventSource, NodeState
 from auditor.model.flows import Direction, Verdict
 
-SKIP_REASONS = ("reply", "not-decision", "health", "dns-response", "unresolved", "deduplicated", "other-drop")
+SKIP_REASONS = ("reply", "not-decision", "health", "dns-response", "unresolved", "deduplicated", "other-drop",
+                "undecided-fqdn")
 """auditor_flows_skipped_total reasons exported from the start (an unknown one reads "other")."""
 BAD_FLOW_REASONS = ("analysis", "decode", "ignored", "time")
 """auditor_bad_flows_total reasons exported from the start."""
 ERROR_STAGES = ("store", "static", "flush", "retention", "inventory")
 """auditor_errors_total stages exported from the start."""
+INVALID_OBJECT_KINDS = (
+    "Namespace", "NetworkPolicy", "Pod",
+    "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "CiliumCIDRGroup",
+)
+"""auditor_invalid_objects_total kinds exported from the start."""
 
 OVERFLOW = "__overflow__"
 """Label value of every label of the overflow series that sums what the cap left out."""
@@ -129,8 +137,13 @@ LABELLED_METRICS: tuple[LabelledMetric, ...] = (
         ("resource",), "inventory_up",
     ),
     LabelledMetric(
+        "auditor_inventory_served", "gauge",
+        "1 when the API server serves the resource; 0 when it does not (Cilium's CRDs not installed).",
+        ("resource",), "inventory_served",
+    ),
+    LabelledMetric(
         "auditor_invalid_objects_total", "counter", "Kubernetes objects rejected as invalid, by kind.",
-        ("kind",), "invalid_objects", (("Namespace",), ("NetworkPolicy",), ("Pod",)),
+        ("kind",), "invalid_objects", tuple((kind,) for kind in INVALID_OBJECT_KINDS),
     ),
 )
 
@@ -172,14 +185,24 @@ class CardinalityCap:
     Admission is sticky: a series once exported stays exported while it exists, so counters
     do not jump between their own series and the overflow series.  New series are admitted
     in label order while there is room.  With an overflow, `limit - 1` series are kept.
+
+    `monotonic` (counters): a series once summed into the overflow stays there, and the overflow
+    keeps what its series counted after they disappear, so the overflow counter only goes up
+    (Prometheus reads any decrease as a counter reset).  Gauges readmit waiting series instead.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, monotonic: bool = False) -> None:
         self.limit = limit
+        self.monotonic = monotonic
         self._admitted: dict[LabelKey, None] = {}
+        self._overflowed: dict[LabelKey, float] = {}
+        self._gone = 0.0
+        """What overflowed series that no longer exist had counted (monotonic only)."""
 
     def split(self, series: Mapping[LabelKey, float]) -> tuple[list[tuple[LabelKey, float]], float | None]:
         """Return (kept series in admission order, overflow sum or None)."""
+        if self.monotonic:
+            return self._split_monotonic(series)
         if len(series) <= self.limit:
             kept_keys = [key for key in self._admitted if key in series]
             kept_keys += sorted(key for key in series if key not in self._admitted)
@@ -193,6 +216,26 @@ class CardinalityCap:
         self._admitted = dict.fromkeys(kept_keys)
         overflow = sum(value for key, value in series.items() if key not in self._admitted)
         return [(key, series[key]) for key in kept_keys], overflow
+
+    def _split_monotonic(self, series: Mapping[LabelKey, float]
+                         ) -> tuple[list[tuple[LabelKey, float]], float | None]:
+        for key in [key for key in self._overflowed if key not in series]:
+            self._gone += self._overflowed.pop(key)
+        kept = [key for key in self._admitted if key in series]
+        waiting = sorted(key for key in series if key not in self._admitted and key not in self._overflowed)
+        overflowing = bool(self._overflowed) or bool(self._gone) or len(kept) + len(waiting) > self.limit
+        room = max((self.limit - 1 if overflowing else self.limit) - len(kept), 0)
+        kept += waiting[:room]
+        if overflowing:
+            for key in kept[self.limit - 1:] + waiting[room:]:
+                self._overflowed[key] = 0.0
+            kept = kept[: self.limit - 1]
+        self._admitted = dict.fromkeys(kept)
+        if not overflowing:
+            return [(key, series[key]) for key in kept], None
+        for key in self._overflowed:
+            self._overflowed[key] = series[key]
+        return [(key, series[key]) for key in kept], self._gone + sum(self._overflowed.values())
 
 
 class AuditorCollector(Collector):
@@ -209,7 +252,8 @@ class AuditorCollector(Collector):
             raise ValueError(f"max_series_per_metric must be at least 2, got {max_series_per_metric}")
         self._snapshot_fn = snapshot_fn
         self._clock = clock
-        self._caps = {spec.name: CardinalityCap(max_series_per_metric) for spec in LABELLED_METRICS}
+        self._caps = {spec.name: CardinalityCap(max_series_per_metric, monotonic=spec.kind == "counter")
+                      for spec in LABELLED_METRICS}
         self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
@@ -291,7 +335,10 @@ def _bound(bound: float) -> str:
 def make_registry(
     snapshot_fn: Callable[[], MetricsSnapshot], *, max_series_per_metric: int = 2000
 ) -> CollectorRegistry:
-    """A private registry holding only an AuditorCollector (nothing touches the global REGISTRY)."""
+    """A private registry: the AuditorCollector plus prometheus_client's own process_* and python_info
+    collectors, registered here and not on the global REGISTRY."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(AuditorCollector(snapshot_fn, max_series_per_metric=max_series_per_metric))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
     return registry

@@ -177,11 +177,16 @@ class MetricsSnapshot:
     queue_dropped: int = 0
     """auditor_queue_dropped_total: events dropped because the bounded queue was full."""
     inventory_up: Mapping[str, bool] = field(default_factory=_empty)
-    """auditor_inventory_up, key resource (namespaces, pods, networkpolicies): watch synced."""
+    """auditor_inventory_up, key resource (namespaces, pods, nodes, networkpolicies, ciliumnetworkpolicies,
+    ...): watch synced."""
+    inventory_served: Mapping[str, bool] = field(default_factory=_empty)
+    """auditor_inventory_served, key resource: False while the API server does not serve it (an
+    optional CRD, Cilium's, not installed; `kube.stats.ResourceStatus.served`)."""
     inventory_last_sync_timestamp_seconds: float = 0.0
     """auditor_inventory_last_sync_timestamp_seconds: last full list (0 = never)."""
     invalid_objects: Mapping[str, int] = field(default_factory=_empty)
-    """auditor_invalid_objects_total, key object kind (NetworkPolicy, Pod, Namespace)."""
+    """auditor_invalid_objects_total, key object kind (NetworkPolicy, Pod, Namespace, CiliumNetworkPolicy,
+    CiliumClusterwideNetworkPolicy, CiliumCIDRGroup, ...)."""
     bad_flows: Mapping[str, int] = field(default_factory=_empty)
     """auditor_bad_flows_total, key reason (a short fixed word: decode, ignored, time, analysis)."""
     flows_received: int = 0

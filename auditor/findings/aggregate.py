@@ -4,10 +4,8 @@
 - totals per key since the aggregator was created (`all()`);
 - deltas per key since the last `drain()`, which is what the store's additive upsert wants
   (counts add up, first_seen is the minimum, last_seen the maximum).
-Merging: counts add, first/last seen widen, the highest severity wins, policies are the union
-in first-seen order (at most MAX_POLICIES_PER_FINDING, so every revision seen stays visible),
-details are updated by newer values, the sample flow is the first one, and message, pod and
-peer come from the most recent finding.
+Merging is the model's one rule (`auditor.model.findings.merge_findings`), which the store uses
+too; `_Accumulator` is its mutable twin for the per-flow path (tests hold the two equal).
 When `max_keys` totals are held, findings for new keys are not kept; their flows are counted
 in `overflow` (nothing is lost silently).
 """
@@ -15,11 +13,11 @@ in `overflow` (nothing is lost silently).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
-from auditor.model.findings import Finding, FindingKind
+from auditor.model.findings import MAX_POLICIES_PER_FINDING, Finding, FindingKind, merge_findings
 
 DEFAULT_MAX_KEYS = 50_000
-MAX_POLICIES_PER_FINDING = 8
 
 _Key = tuple[FindingKind, str, str, str, int, str, str]
 
@@ -40,20 +38,24 @@ class _Accumulator:
         self.sample = finding.sample_flow
 
     def merge(self, finding: Finding) -> None:
-        self.latest = finding
+        is_latest = finding.last_seen_ns >= self.last
+        if is_latest:
+            self.latest = finding
+            self.last = finding.last_seen_ns
         self.count += finding.count
         first = finding.first_seen_ns
         if first and (not self.first or first < self.first):
             self.first = first
-        if finding.last_seen_ns > self.last:
-            self.last = finding.last_seen_ns
         if finding.severity is not self.severity and finding.severity.rank > self.severity.rank:
             self.severity = finding.severity
         for policy in finding.policies:
             if policy not in self.policies and len(self.policies) < MAX_POLICIES_PER_FINDING:
                 self.policies[policy] = None
         if finding.details:
-            self.details.update(finding.details)
+            details = self.details
+            for name, value in finding.details:
+                if is_latest or name not in details:
+                    details[name] = value
         if not self.sample:
             self.sample = finding.sample_flow
 
@@ -65,11 +67,8 @@ class _Accumulator:
         )
 
 
-def merge(older: Finding, newer: Finding) -> Finding:
-    """One finding for the same key, merged as the aggregator does."""
-    acc = _Accumulator(older)
-    acc.merge(newer)
-    return acc.finding()
+merge = merge_findings
+"""One finding for the same key, merged as the aggregator does (kept for importers of this name)."""
 
 
 def _key(f: Finding) -> _Key:
@@ -120,7 +119,10 @@ class FindingAggregator:
 
     def all(self) -> list[Finding]:
         """Every kept finding with its totals, most severe first, then most frequent."""
-        return sorted(
-            (acc.finding() for acc in self._totals.values()),
-            key=lambda f: (-f.severity.rank, -f.count, f.kind.value, f.namespace, f.workload, f.peer_workload),
-        )
+        return ordered(acc.finding() for acc in self._totals.values())
+
+
+def ordered(findings: Iterable[Finding]) -> list[Finding]:
+    """Most severe first, then most frequent, then by kind, namespace, workload and peer."""
+    return sorted(findings, key=lambda f: (-f.severity.rank, -f.count, f.kind.value, f.namespace, f.workload,
+                                           f.peer_workload))

@@ -10,11 +10,12 @@ workloads, policies, probe ports), never by IPs or flow counts.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Protocol
 
 from auditor.findings.dns import DnsAnswers, DnsQueryCache, is_refused_by_proxy
 from auditor.findings.resolve import Resolution, Resolved, resolve_endpoint
+from auditor.findings.rule_hits import rule_hit_keys
 from auditor.findings.runtime import (
     Judged,
     attribution_mismatch,
@@ -38,6 +39,7 @@ from auditor.model.decision import (
     SideDecision,
     Subject,
 )
+from auditor.model.delta import RuleHitKey
 from auditor.model.events import FlowEvent
 from auditor.model.findings import Finding, FindingKind
 from auditor.model.flows import Direction, Flow
@@ -125,12 +127,19 @@ class Correlator:
         self._dedup = dedup or DropDeduplicator()
         self._dns = dns_cache or DnsQueryCache()
         self._answers = DnsAnswers()
-        self._resolved: dict[tuple[object, ...], Resolved] = {}
+        self._resolved: dict[tuple[object, ...], tuple[Resolved, tuple[object, ...]]] = {}
         self._outcomes: dict[tuple[object, ...], _Outcome] = {}
         self.stats = CorrelatorStats()
+        self.last_verdict: PolicyVerdictKey | None = None
+        """The policy attribution `process` counted for its flow (None when none): the session
+        counts it again in the flow's own hour."""
+        self.last_rules: tuple[RuleHitKey, ...] = ()
+        """The rules that decided `process`'s flow (empty when it was not judged), for the session."""
 
     def process(self, event: FlowEvent) -> list[Finding]:
         """Findings supported by one event (LostEvents and NodeStatus yield none)."""
+        self.last_verdict = None
+        self.last_rules = ()
         if not isinstance(event, Flow):
             return []
         flow = event
@@ -138,8 +147,8 @@ class Correlator:
         if kind is None:
             return []
         state = self._history.at(flow.time_ns)
-        src = self._resolve(flow, state, source=True)
-        dst = self._with_answers(flow, self._resolve(flow, state, source=False))
+        src, src_key = self._resolve(flow, state, source=True)
+        dst, dst_key = self._with_answers(flow, self._resolve(flow, state, source=False))
         if kind is _DNS_RESPONSE:
             return self._dns_response(flow, src, dst)
         if Resolution.HEALTH in (src.resolution, dst.resolution):
@@ -153,9 +162,8 @@ class Correlator:
             return self._apply(self._judge(kind, flow, state, src, dst))
         # Enum members by id(): Python 3.11's Enum.__hash__ is a Python-level call, four per flow here.
         latest = self._history.latest().revision
-        key = (id(kind), id(flow.verdict), id(flow.direction), state.revision, latest, _outcome_key(src),
-               _outcome_key(dst), flow.source.ip, flow.destination.ip, flow.destination.port, id(flow.protocol),
-               flow.icmp_type)
+        key = (id(kind), id(flow.verdict), id(flow.direction), state.revision, latest, src_key, dst_key,
+               flow.source.ip, flow.destination.ip, flow.destination.port, id(flow.protocol), flow.icmp_type)
         outcome = self._outcomes.get(key)
         if outcome is None:
             if len(self._outcomes) >= OUTCOME_CACHE_MAX:
@@ -177,7 +185,9 @@ class Correlator:
         if flow.l7 is not None and flow.l7.dns is not None:
             self._dns.observe(flow)
             self._answers.observe(flow)
-        kind = classify(flow)
+        kind = flow.flow_class  # the light conversion classified it already
+        if kind is None:
+            kind = classify(flow)
         if kind is _REPLY or kind is _NOT_DECISION:
             stats.skipped[kind.value] += 1
             return None
@@ -189,7 +199,8 @@ class Correlator:
             return None
         return kind
 
-    def _resolve(self, flow: Flow, state: ClusterState, *, source: bool) -> Resolved:
+    def _resolve(self, flow: Flow, state: ClusterState, *, source: bool) -> tuple[Resolved, tuple[object, ...]]:
+        """The endpoint resolved in `state`, and its `resolved_key` (computed once per resolution)."""
         endpoint = flow.source if source else flow.destination
         key = (state.revision, endpoint.ip, endpoint.namespace, endpoint.pod_name, endpoint.identity,
                endpoint.labels, endpoint.names, flow.node_name)
@@ -197,20 +208,25 @@ class Correlator:
         if hit is None:
             if len(self._resolved) >= RESOLVE_CACHE_MAX:
                 self._resolved.clear()
-            hit = resolve_endpoint(endpoint, flow.node_name, state)
+            resolved = resolve_endpoint(endpoint, flow.node_name, state)
+            hit = (resolved, resolved_key(resolved))
             self._resolved[key] = hit
         return hit
 
-    def _with_answers(self, flow: Flow, dst: Resolved) -> Resolved:
-        """An external destination with the names its client resolved to it (for toFQDNs rules)."""
+    def _with_answers(self, flow: Flow, resolved: tuple[Resolved, tuple[object, ...]]
+                      ) -> tuple[Resolved, tuple[object, ...]]:
+        """An external destination with the names its client resolved to it (for toFQDNs rules), and
+        the `resolved_key` of the value returned."""
+        dst = resolved[0]
         subject = dst.subject
         if not len(self._answers) or not isinstance(subject, ExternalSubject) or not subject.ip:
-            return dst
+            return resolved
         names = self._answers.names_for(flow.source.ip, subject.ip, flow.time_ns)
         if not names or set(names) <= set(subject.names):
-            return dst
+            return resolved
         merged = tuple(sorted({*subject.names, *names}))
-        return replace(dst, subject=replace(subject, names=merged))
+        named = replace(dst, subject=replace(subject, names=merged))
+        return named, resolved_key(named)
 
     def _judge(self, kind: FlowClass, flow: Flow, state: ClusterState, src: Resolved, dst: Resolved
                ) -> _Outcome:
@@ -224,8 +240,10 @@ class Correlator:
         if judged.side_decision.undecided:
             return _Outcome((), skipped=f"undecided-{judged.side_decision.undecided}")
         if kind is _ALLOWED:
-            return self._allowed(judged, state)
-        return self._denied(judged, audited=kind is _AUDITED)
+            outcome = self._allowed(judged, state)
+        else:
+            outcome = self._denied(judged, audited=kind is _AUDITED)
+        return replace(outcome, rules=rule_hit_keys(decision))
 
     def _apply(self, outcome: _Outcome) -> list[Finding]:
         """Count one occurrence of `outcome` in the stats; its findings."""
@@ -233,8 +251,10 @@ class Correlator:
         if outcome.skipped:
             stats.skipped[outcome.skipped] += 1
             return []
+        self.last_rules = outcome.rules
         if outcome.verdict_key is not None:
             stats.policy_verdicts[outcome.verdict_key] += 1
+            self.last_verdict = outcome.verdict_key
         if outcome.drop_key is not None:
             stats.policy_drops[outcome.drop_key] += 1
         if outcome.dns_key is not None:
@@ -316,18 +336,27 @@ class _Outcome:
     health_key: tuple[str, str, int] | None = None
     skipped: str = ""
     """A reason the flow could not be judged (`undecided-fqdn`): counted in `skipped`, no findings."""
+    rules: tuple[RuleHitKey, ...] = ()
+    """The rules and isolating policies that decided it (`rule_hit_keys`), for per-hour rule usage."""
 
 
 _ICMP_PROTOCOLS = {L4Protocol.ICMPV4: "ICMP", L4Protocol.ICMPV6: "ICMPv6"}
 
 
-def _outcome_key(resolved: Resolved) -> object:
-    """What of a resolved endpoint an outcome depends on: its names, and for a non-pod subject the
-    subject itself (identities, FQDN names, address); a pod is fixed by its name and the state."""
-    subject = resolved.subject
-    if isinstance(subject, PodSubject):
-        return (resolved.peer, resolved.peer_workload)
-    return (resolved.peer, resolved.peer_workload, subject)
+_RESOLVED_FIELDS = tuple(f.name for f in fields(Resolved))
+
+
+def resolved_key(resolved: Resolved) -> tuple[object, ...]:
+    """The outcome cache's key of a resolved endpoint, derived from the value itself: every field of
+    `Resolved`, so a field added later is part of it too.  A pod subject's pod stands in by its name and
+    uid (its fields are fixed by the state revision, also in the key), which keeps the key cheap to hash."""
+    values: list[object] = []
+    for name in _RESOLVED_FIELDS:
+        value = getattr(resolved, name)
+        if isinstance(value, PodSubject):
+            value = (PodSubject, value.pod.namespace, value.pod.name, value.pod.uid, value.ip)
+        values.append(value)
+    return tuple(values)
 
 
 def policy_l4(flow: Flow) -> tuple[int, str]:

@@ -29,6 +29,8 @@ DEFAULT_ANSWER_TTL_NS = 3600 * 10**9
 """How long an answer counts when Hubble gave no TTL (an hour; Cilium keeps names at least as long)."""
 MIN_ANSWER_TTL_NS = 60 * 10**9
 """Cilium's `tofqdns-min-ttl` default lets a name's addresses be used for at least this long."""
+MAX_ANSWER_TTL_NS = 86_400 * 10**9
+"""A day at most: NXDOMAIN answers carry TTL 2**32-1 in real captures, which is no real validity."""
 
 
 def is_dns_port(flow: Flow) -> bool:
@@ -112,7 +114,8 @@ class DnsAnswers:
         name = dns.query.lower().rstrip(".")
         if not name:
             return
-        ttl_ns = max(dns.ttl * 10**9, MIN_ANSWER_TTL_NS) if dns.ttl else DEFAULT_ANSWER_TTL_NS
+        ttl_ns = (min(max(dns.ttl * 10**9, MIN_ANSWER_TTL_NS), MAX_ANSWER_TTL_NS) if dns.ttl
+                  else DEFAULT_ANSWER_TTL_NS)
         client = flow.destination.ip
         for address in dns.ips:
             key = (client, address)

@@ -26,9 +26,6 @@ UNPROTECTED_EGRESS = Severity.LOW
 HEALTH_CHECK_NOW_UNREADY = Severity.CRITICAL
 """A blocked probe of a pod that is no longer Ready: the outage has started."""
 
-HEALTH_CHECK_NOT_FROM_NODE = Severity.MEDIUM
-"""A drop to a probe port from a source that is not a node: it may not be the kubelet's probe."""
-
 PROBE_PORT_NODE_NOT_ENFORCED = Severity.LOW
 """probe-port-not-allowed while node traffic is not enforced: probes from the local node still pass."""
 

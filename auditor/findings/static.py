@@ -75,14 +75,16 @@ def _direction(direction: PolicyDirection) -> str:
     return direction.value.lower()
 
 
-def _open_text(state: ClusterState, word: str, policy_enforcement: str) -> str:
+def _open_text(state: ClusterState, word: str, policy_enforcement: str, verb: str = "are") -> str:
+    """The rest of the message after `N of M pods in namespace X (e.g. pod)`; `verb` agrees with N."""
     if policy_enforcement == NEVER:
-        return f" are not isolated for {word}: Cilium's policy-enforcement is never, so no policy is enforced."
+        return (f" {verb} not isolated for {word}: Cilium's policy-enforcement is never, so no policy is"
+                " enforced.")
     if state.cilium_policies:
-        return (f" are isolated by no policy for {word} (NetworkPolicy or Cilium); add a default-deny {word}"
+        return (f" {verb} isolated by no policy for {word} (NetworkPolicy or Cilium); add a default-deny {word}"
                 " policy (a NetworkPolicy with podSelector: {} or a CiliumNetworkPolicy with"
                 " endpointSelector: {}).")
-    return (f" are selected by no NetworkPolicy for {word}; add a default-deny {word} policy"
+    return (f" {verb} selected by no NetworkPolicy for {word}; add a default-deny {word} policy"
             " (podSelector: {}).")
 
 
@@ -98,9 +100,10 @@ def no_default_deny(state: ClusterState, policy_enforcement: str = DEFAULT) -> I
             if not open_pods:
                 continue
             word = _direction(direction)
+            noun, verb = ("pod" if len(pods) == 1 else "pods"), ("is" if len(open_pods) == 1 else "are")
             message = (
-                f"{len(open_pods)} of {len(pods)} pods in namespace {namespace} (e.g. {open_pods[0].key})"
-                + _open_text(state, word, policy_enforcement)
+                f"{len(open_pods)} of {len(pods)} {noun} in namespace {namespace} (e.g. {open_pods[0].key})"
+                + _open_text(state, word, policy_enforcement, verb)
             )
             yield Finding(
                 FindingKind.NO_DEFAULT_DENY, severity_of(FindingKind.NO_DEFAULT_DENY), namespace, "", message,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from auditor.findings.probes import describe_probe, probes_on_port, readiness_change
 from auditor.findings.resolve import Resolved
 from auditor.findings.runtime import Judged, endpoint_text, make_finding, rule_text
-from auditor.findings.severity import HEALTH_CHECK_NOT_FROM_NODE, HEALTH_CHECK_NOW_UNREADY
+from auditor.findings.severity import HEALTH_CHECK_NOW_UNREADY
 from auditor.model.decision import NodeSubject, RuleMatch
 from auditor.model.findings import Finding, FindingKind
 from auditor.model.flows import Direction, Flow, L7Type
@@ -60,15 +60,16 @@ def dns_refused(flow: Flow, client: Resolved, server: Resolved, query: str,
 
 
 def health_check_blocked(judged: Judged, latest: Pod | None) -> Finding | None:
-    """health-check-blocked when a dropped flow went to a port one of the destination pod's probes uses.
+    """health-check-blocked when the kubelet's probe was dropped: a flow from the pod's node (reserved:host,
+    remote-node, a node IP) to a port one of the destination pod's probes uses.  High severity, critical
+    once the pod lost readiness.
 
-    From a node (reserved:host, remote-node, a node IP) it is the kubelet's probe: high severity
-    (critical once the pod lost readiness).  From any other source it is traffic to the probe
-    port, reported one level lower since it may not be the probe itself.
+    A drop from any other source to that port is application traffic that happens to share the probe's
+    port (frontend -> api:8080): an ordinary policy finding, not a health check.
     """
     flow = judged.flow
     target = judged.dst.pod_subject
-    if target is None:
+    if target is None or not isinstance(judged.src.subject, NodeSubject):
         return None
     port = flow.destination.port
     probes = probes_on_port(target.pod, port, flow.protocol.value)
@@ -78,22 +79,12 @@ def health_check_blocked(judged: Judged, latest: Pod | None) -> Finding | None:
     readiness, went_unready = readiness_change(target.pod, latest)
     policies = tuple(str(p) for p in judged.side_decision.isolated_by)
     by = f" by {', '.join(policies)}" if policies else ""
-    from_node = isinstance(judged.src.subject, NodeSubject)
-    if from_node:
-        message = (
-            f"The {names} of {target.pod.key} is blocked: traffic from {judged.src.peer} to port {port} was "
-            f"dropped{by} and {readiness}; allow ingress from the node to port {port}."
-        )
-        severity = HEALTH_CHECK_NOW_UNREADY if went_unready else None
-    else:
-        message = (
-            f"Traffic from {judged.src.peer} to port {port} of {target.pod.key}, which its {names} uses, was "
-            f"dropped{by} and {readiness}; if probes come from {judged.src.peer_workload}, allow it."
-        )
-        severity = HEALTH_CHECK_NOW_UNREADY if went_unready else HEALTH_CHECK_NOT_FROM_NODE
+    message = (
+        f"The {names} of {target.pod.key} is blocked: traffic from {judged.src.peer} to port {port} was "
+        f"dropped{by} and {readiness}; allow ingress from the node to port {port}."
+    )
     return make_finding(
         FindingKind.HEALTH_CHECK_BLOCKED, flow, judged.dst, judged.src, Direction.INGRESS, message,
-        policies=policies,
-        details=(("probe", names), ("readiness", readiness), ("from-node", "true" if from_node else "false")),
-        severity=severity,
+        policies=policies, details=(("probe", names), ("readiness", readiness), ("from-node", "true")),
+        severity=HEALTH_CHECK_NOW_UNREADY if went_unready else None,
     )

@@ -15,10 +15,10 @@ from typing import Any
 from auditor._proto.flow import flow_pb2
 from auditor._proto.observer import observer_pb2
 from auditor._proto.relay import relay_pb2
-from auditor.findings.selection import FlowClass, classify
 from auditor.hubble import jsonpb
 from auditor.hubble.fastmodel import positional_constructor, slot_filler
 from auditor.model.events import FlowEvent, LostEvents, LostEventSource, NodeState, NodeStatus
+from auditor.model.flowclass import FlowClass, classify
 from auditor.model.flows import (
     Direction,
     DNSInfo,
@@ -89,6 +89,7 @@ _REST = (
 """The other fields: endpoints, IP version, L7, policies, summary."""
 _new_flow = positional_constructor(Flow, (*_REST, *_HEAD))
 _fill_rest = slot_filler(Flow, _REST)
+_set_class = slot_filler(Flow, ("flow_class",))
 _NO_ENDPOINT = Endpoint()
 _new_light_flow = positional_constructor(Flow, ("source", "destination", *_HEAD))
 """Builders taking these fields positionally, in this order (see auditor.hubble.fastmodel)."""
@@ -235,6 +236,7 @@ def _convert(msg: Any, node_name: str, response_time_ns: int, response: Any, lig
             and type_ != _L7_EVENT and flow_type is not _L7_FLOW and not msg.HasField("l7")):
         flow = _new_light_flow(_NO_ENDPOINT, _NO_ENDPOINT, *head)
         kind = classify(flow)
+        _set_class(flow, kind)  # classified once: the correlator reads it
         if kind is not _REPLY and kind is not _NOT_DECISION:  # not in LIGHT_CLASSES
             _fill_rest(flow, *_rest(msg, l4[1], l4[2]))
         return flow

@@ -1,52 +1,36 @@
 """Flow files: `hubble observe -o jsonpb|json` output, Hubble exporter files, legacy bare-Flow lines.
 
 One JSON object per line, plain or gzip (recognised by its magic bytes, whatever the file is
-called).  Blank lines are skipped.  A line that cannot be decoded is reported as
-`path:line: what is wrong` and the rest of the file is still read; see docs/flows.md.
+called), from a file, `-` (stdin), a FIFO or process substitution (see auditor.hubble.streams:
+nothing is ever seeked, and lines are handed on as they arrive).  Blank lines are skipped.  A
+line that cannot be decoded is reported as `path:line: what is wrong` and the rest of the file
+is still read; see docs/flows.md.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
+import signal
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from typing import Any
 
 from auditor.errors import FlowParseError, InputError
 from auditor.hubble.convert import event_from_response, light_event_from_response, response_from_json
 from auditor.hubble.source import SourceStats
+from auditor.hubble.streams import STDIN, check_flow_path, display_name, open_flow_file
 from auditor.model.events import FlowEvent, LostEvents, NodeStatus
 from auditor.model.flows import Flow
 
-GZIP_MAGIC = b"\x1f\x8b"
 MAX_LINE_BYTES = 16 * 1024 * 1024
 """Longer lines are reported and skipped (a flow is ~1 KB; this catches binary files without newlines)."""
 
 ErrorSink = Callable[[str], None]
 """Receives one `path:line: what is wrong` message per bad line."""
-
-
-def open_flow_file(path: str | os.PathLike[str]) -> IO[bytes] | gzip.GzipFile:
-    """Open a flow file for binary reading, transparently gunzipping; InputError names the file."""
-    try:
-        raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - handed to the caller
-    except FileNotFoundError as exc:
-        raise InputError("no such file", path=str(path)) from exc
-    except IsADirectoryError as exc:
-        raise InputError("is a directory, not a flow file", path=str(path)) from exc
-    except OSError as exc:
-        raise InputError(f"cannot open: {exc.strerror or exc}", path=str(path)) from exc
-    try:
-        magic = raw.read(2)
-        raw.seek(0)
-    except OSError as exc:
-        raw.close()
-        raise InputError(f"cannot read: {exc.strerror or exc}", path=str(path)) from exc
-    if magic == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # closing it does not close `raw`; see _lines
-    return raw
+FlowPredicate = Callable[[Any], bool]
+"""Takes a flow_pb2.Flow, says whether to keep it (see auditor.hubble.filters)."""
 
 
 Report = Callable[[int, str], None]
@@ -74,10 +58,7 @@ def _lines(path: str, report: Report) -> Iterator[tuple[int, bytes]]:
     except (OSError, EOFError, zlib.error) as exc:
         report(number + 1, f"cannot read further ({exc}); rest of the file skipped")
     finally:
-        fileobj = getattr(stream, "fileobj", None)
         stream.close()
-        if fileobj is not None:
-            fileobj.close()
 
 
 def describe_error(exc: Exception) -> str:
@@ -100,14 +81,14 @@ def iter_responses(
     FlowParseError).  Lines with an unknown enum name are yielded (the field left unset) *and*
     reported.  A missing or unreadable file raises InputError naming it.
     """
-    name = str(path)
+    name = display_name(str(path))
 
     def report(number: int, reason: str) -> None:
         if on_error is None:
             raise FlowParseError(reason, path=name, line=number)
         on_error(f"{name}:{number}: {reason}")
 
-    for number, line in _lines(name, report):
+    for number, line in _lines(str(path), report):
         notes: list[str] = []
         try:
             response = response_from_json(line, notes)
@@ -120,35 +101,77 @@ def iter_responses(
 
 
 class FileFlowSource:
-    """A FlowSource over flow files, read in the order given; stops at the end of the last one."""
+    """A FlowSource over flow inputs, read in the order given; stops at the end of the last one.
+
+    An input may be `-` (stdin, at most once) or a pipe: it is read as it arrives, so an endless
+    `hubble observe --follow -o jsonpb` pipe is processed incrementally.  `keep` (a predicate on
+    flow_pb2.Flow, e.g. from auditor.hubble.filters) drops flows before they are converted or counted.
+    """
 
     def __init__(self, paths: Iterable[str | os.PathLike[str]], stats: SourceStats | None = None, *,
-                 light: bool = False) -> None:
+                 light: bool = False, keep: FlowPredicate | None = None,
+                 stop_on_interrupt: bool = False) -> None:
         self.paths = [str(path) for path in paths]
         self._to_event = light_event_from_response if light else event_from_response
         """light: flows the correlator only counts come back light (see convert.light_event_from_response)."""
         self.stats = stats if stats is not None else SourceStats()
+        self._keep = keep
+        self._stop_on_interrupt = stop_on_interrupt
+        """Ctrl-C ends the events like the end of the input (`audit --follow`; main thread only)."""
         self._closed = False
+        self._reading = False
+        if self.paths.count(STDIN) > 1:
+            raise InputError("stdin (-) can be read only once", path=STDIN)
         for path in self.paths:  # fail early, naming the file, before any event is produced
-            open_flow_file(path).close()
+            check_flow_path(path)
 
     def events(self) -> Iterator[FlowEvent]:
         """Every flow, lost-events and node-status event in file order."""
-        stats, to_event = self.stats, self._to_event
+        if not self._stop_on_interrupt or threading.current_thread() is not threading.main_thread():
+            yield from self._events()
+            return
+        previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        try:
+            yield from self._events()
+        except KeyboardInterrupt:
+            return
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _on_interrupt(self, _signum: int, _frame: object) -> None:
+        """Ctrl-C: end at the next line; a read waiting for the next line ends at once."""
+        self._closed = True
+        if self._reading:
+            raise KeyboardInterrupt
+
+    def _events(self) -> Iterator[FlowEvent]:
+        stats, to_event, keep = self.stats, self._to_event, self._keep
         for path in self.paths:
-            for number, response in iter_responses(path, stats.record_error):
-                if self._closed:
-                    return
+            name = display_name(path)
+            responses = iter_responses(path, stats.record_error)
+            while not self._closed:
+                self._reading = True
+                try:
+                    item = next(responses, None)
+                finally:
+                    self._reading = False
+                if item is None:
+                    break
+                number, response = item
+                if keep is not None and response.HasField("flow") and not keep(response.flow):
+                    continue
                 try:
                     event = to_event(response)
                 except Exception as exc:  # never let one odd message stop the run
-                    stats.record_error(f"{path}:{number}: cannot convert: {exc!r}")
+                    stats.record_error(f"{name}:{number}: cannot convert: {exc!r}")
                     continue
                 if event is None:
                     stats.ignored_events += 1
                     continue
                 self._count(event)
                 yield event
+            if self._closed:
+                return
 
     def _count(self, event: FlowEvent) -> None:
         stats = self.stats

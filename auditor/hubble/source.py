@@ -48,6 +48,8 @@ class SourceStats:
     """node name -> NodeState value, from relay node_status events."""
     gaps: list[tuple[int, int]] = field(default_factory=list)
     """(from_ns, to_ns) windows known to be missing: lost events, disconnections."""
+    outages: list[tuple[int, int]] = field(default_factory=list)
+    """(from_ns, to_ns) of each disconnection, in order (the daemon records new ones in the store)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record_lost(self, event: LostEvents) -> None:
@@ -63,8 +65,11 @@ class SourceStats:
                 self.node_states[node] = event.state.value
 
     def record_gap(self, from_ns: int, to_ns: int) -> None:
+        """A disconnection: a gap, and an outage."""
         with self._lock:
             add_gap(self.gaps, from_ns, to_ns)
+            if len(self.outages) < MAX_GAPS:
+                self.outages.append((from_ns, to_ns))
 
     def snapshot(self) -> SourceStats:
         """A consistent copy for readers in other threads (the exporter, summaries)."""
@@ -81,6 +86,7 @@ class SourceStats:
                 ignored_events=self.ignored_events,
                 node_states=dict(self.node_states),
                 gaps=list(self.gaps),
+                outages=list(self.outages),
             )
 
     def record_error(self, message: str) -> None:

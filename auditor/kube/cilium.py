@@ -9,15 +9,18 @@ source prefixes; ports are strings (an unquoted number becomes its decimal strin
 defaults to ANY and ICMP family to IPv4.  Peer kinds a section does not have in Cilium (say
 `toFQDNs` in `egressDeny`) are read anyway, for `auditor.policy.cilium_validate` to report.
 L7 rules are kept as the kinds present with at least one rule (Cilium's L7Rules.Len), in the
-fixed order http, dns, kafka, l7proto (a non-empty `l7proto` name).
+fixed order http, dns, kafka, l7proto (a non-empty `l7proto` name), and as written: the `rules`
+mapping and each `toGroups` entry as canonical JSON (`canonical_json`), which `kube.export`
+writes back.  ICMP fields keep the index of their `icmps[]` entry.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from auditor.kube.fields import Fields
+from auditor.kube.fields import Fields, describe
 from auditor.kube.meta import Meta
 from auditor.kube.netpol import label_selector
 from auditor.model.cilium import (
@@ -118,6 +121,7 @@ def _section(value: Any, fields: Fields, path: str, section: RuleSection) -> tup
 
 def _rule(value: Any, fields: Fields, path: str, prefix: str) -> CiliumRule:
     raw = fields.mapping(value, path)
+    groups = fields.sequence(raw.get(f"{prefix}Groups"), f"{path}.{prefix}Groups")
 
     def peers(name: str, read: Callable[[Any, Fields, str], _T]) -> tuple[_T, ...] | None:
         return _optional_list(raw.get(f"{prefix}{name}"), fields, f"{path}.{prefix}{name}", read)
@@ -131,14 +135,31 @@ def _rule(value: Any, fields: Fields, path: str, prefix: str) -> CiliumRule:
         services=peers("Services", _service),
         fqdns=peers("FQDNs", _fqdn),
         nodes=peers("Nodes", label_selector),
-        groups=len(fields.sequence(raw.get(f"{prefix}Groups"), f"{path}.{prefix}Groups")),
+        groups=len(groups),
+        group_entries=tuple(canonical_json(entry, fields, f"{path}.{prefix}Groups[{index}]")
+                            for index, entry in enumerate(groups)),
         to_ports=_list(raw.get("toPorts"), fields, f"{path}.toPorts", _port_rule),
         icmps=tuple(
             icmp
             for index, entry in enumerate(fields.sequence(raw.get("icmps"), f"{path}.icmps"))
-            for icmp in _icmp_rule(entry, fields, f"{path}.icmps[{index}]")
+            for icmp in _icmp_rule(entry, fields, f"{path}.icmps[{index}]", index)
         ),
     )
+
+
+def canonical_json(value: Any, fields: Fields, path: str) -> str:
+    """`value` as canonical JSON (sorted keys, no spaces), failing on what JSON cannot hold (a YAML date)."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=_json_default)
+    except (TypeError, ValueError) as exc:
+        fields.fail(path, f"expected JSON values (strings, numbers, booleans, lists, objects): {exc}")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{describe(value)} is not a JSON value")
 
 
 def _list(value: Any, fields: Fields, path: str, read: Callable[[Any, Fields, str], _T]) -> tuple[_T, ...]:
@@ -211,7 +232,12 @@ def _port_rule(value: Any, fields: Fields, path: str) -> PortRule:
         ports=_list(raw.get("ports"), fields, f"{path}.ports", _port),
         l7=_l7_kinds(raw.get("rules"), fields, f"{path}.rules"),
         server_names=fields.strings(raw.get("serverNames"), f"{path}.serverNames"),
+        rules_json=_optional_json(raw.get("rules"), fields, f"{path}.rules"),
     )
+
+
+def _optional_json(value: Any, fields: Fields, path: str) -> str:
+    return "" if value is None else canonical_json(value, fields, path)
 
 
 def _port(value: Any, fields: Fields, path: str) -> CiliumPort:
@@ -233,15 +259,16 @@ def _l7_kinds(value: Any, fields: Fields, path: str) -> tuple[str, ...]:
     return tuple(kinds)
 
 
-def _icmp_rule(value: Any, fields: Fields, path: str) -> tuple[ICMPType, ...]:
+def _icmp_rule(value: Any, fields: Fields, path: str, entry: int) -> tuple[ICMPType, ...]:
     raw = fields.mapping(value, path)
-    return _list(raw.get("fields"), fields, f"{path}.fields", _icmp_field)
+    items = fields.sequence(raw.get("fields"), f"{path}.fields")
+    return tuple(_icmp_field(item, fields, f"{path}.fields[{i}]", entry) for i, item in enumerate(items))
 
 
-def _icmp_field(value: Any, fields: Fields, path: str) -> ICMPType:
+def _icmp_field(value: Any, fields: Fields, path: str, entry: int) -> ICMPType:
     raw = fields.mapping(value, path)
     icmp_type = fields.int_or_string(raw.get("type"), f"{path}.type")
     if icmp_type is None:
         fields.fail(f"{path}.type", "required field is missing")
     family = fields.string(raw.get("family"), f"{path}.family") or DEFAULT_ICMP_FAMILY
-    return ICMPType(type=icmp_type, family=family)
+    return ICMPType(type=icmp_type, family=family, entry=entry)

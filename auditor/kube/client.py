@@ -24,7 +24,7 @@ from auditor.kube.convert import object_from_dict
 from auditor.kube.fields import describe
 from auditor.log import get_logger
 from auditor.model.cilium import CiliumCIDRGroup, CiliumNetworkPolicy
-from auditor.model.k8s import KubeObject, Namespace, NetworkPolicy, Node, Pod
+from auditor.model.k8s import EndpointSlice, KubeObject, Namespace, NetworkPolicy, Node, Pod, Service
 
 ApiClient = k8s_client.ApiClient
 ApiClientFactory = Callable[[], Any]
@@ -86,6 +86,18 @@ RESOURCES: Mapping[str, ResourceKind] = {
         True,
         lambda c: k8s_client.NetworkingV1Api(c).list_network_policy_for_all_namespaces,
     ),
+    # Services and their EndpointSlices resolve Cilium's toServices peers; Cilium reads backends from
+    # EndpointSlices (discovery.k8s.io/v1, served since Kubernetes 1.21), not from v1 Endpoints.
+    "services": ResourceKind(
+        "services", "Service", "v1", True, lambda c: k8s_client.CoreV1Api(c).list_service_for_all_namespaces
+    ),
+    "endpointslices": ResourceKind(
+        "endpointslices",
+        "EndpointSlice",
+        "discovery.k8s.io/v1",
+        True,
+        lambda c: k8s_client.DiscoveryV1Api(c).list_endpoint_slice_for_all_namespaces,
+    ),
     "ciliumnetworkpolicies": _cilium("ciliumnetworkpolicies", "CiliumNetworkPolicy", "v2", True),
     "ciliumclusterwidenetworkpolicies": _cilium(
         "ciliumclusterwidenetworkpolicies", "CiliumClusterwideNetworkPolicy", "v2", False
@@ -100,10 +112,13 @@ RESOURCES: Mapping[str, ResourceKind] = {
 CILIUM_RESOURCES: tuple[str, ...] = (
     "ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies", "ciliumcidrgroups"
 )
-DEFAULT_RESOURCES: tuple[str, ...] = ("namespaces", "pods", "nodes", "networkpolicies", *CILIUM_RESOURCES)
+SERVICE_RESOURCES: tuple[str, ...] = ("services", "endpointslices")
+DEFAULT_RESOURCES: tuple[str, ...] = (
+    "namespaces", "pods", "nodes", "networkpolicies", *SERVICE_RESOURCES, *CILIUM_RESOURCES
+)
 _RESOURCE_OF_TYPE: Mapping[type, str] = {
     Namespace: "namespaces", Pod: "pods", Node: "nodes", NetworkPolicy: "networkpolicies",
-    CiliumCIDRGroup: "ciliumcidrgroups",
+    CiliumCIDRGroup: "ciliumcidrgroups", Service: "services", EndpointSlice: "endpointslices",
 }
 
 

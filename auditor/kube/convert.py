@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from auditor.kube import cilium, netpol, pods
+from auditor.kube import cilium, netpol, pods, services
 from auditor.kube.fields import Fields, describe, manifest_error
 from auditor.kube.meta import Meta, read_meta
 from auditor.model.k8s import KubeObject, Namespace, Node
@@ -55,6 +55,8 @@ _CONVERTERS: Mapping[tuple[str, str], tuple[_Converter, bool]] = {
     ("v1", "Namespace"): (_namespace, False),
     ("v1", "Node"): (_node, False),
     ("v1", "Pod"): (pods.pod_from_dict, True),
+    ("v1", "Service"): (services.service_from_dict, True),
+    ("discovery.k8s.io/v1", "EndpointSlice"): (services.endpoint_slice_from_dict, True),
     ("networking.k8s.io/v1", "NetworkPolicy"): (netpol.policy_from_dict, True),
     ("cilium.io/v2", "CiliumNetworkPolicy"): (cilium.cnp_from_dict, True),
     ("cilium.io/v2", "CiliumClusterwideNetworkPolicy"): (cilium.ccnp_from_dict, False),
@@ -83,7 +85,8 @@ def kind_of(obj: Mapping[str, Any]) -> str:
 
 
 def object_from_dict(obj: Mapping[str, Any], *, where: str = "") -> KubeObject:
-    """Convert one Namespace, Pod, Node, NetworkPolicy or Cilium policy kind (CNP, CCNP, CiliumCIDRGroup).
+    """Convert one Namespace, Pod, Node, NetworkPolicy, Service, EndpointSlice or Cilium kind (CNP, CCNP,
+    CiliumCIDRGroup).
 
     Raises ManifestError naming `where`, the object (Kind namespace/name) and the field when
     the object is structurally unusable, or when its kind is not supported (check

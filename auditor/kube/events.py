@@ -3,7 +3,7 @@
     {"time": "2026-11-20T09:15:02.5Z", "type": "MODIFIED", "object": {<Kubernetes object>}}
 
 `time` is RFC 3339 with an explicit offset (nanoseconds kept); `type` is ADDED, MODIFIED or
-DELETED; `object` is a Namespace, Pod, Node, NetworkPolicy, CiliumNetworkPolicy,
+DELETED; `object` is a Namespace, Pod, Node, Service, EndpointSlice, NetworkPolicy, CiliumNetworkPolicy,
 CiliumClusterwideNetworkPolicy or CiliumCIDRGroup (other kinds are skipped and counted).  Blank
 lines and lines starting with `#` are ignored; `.gz` files are decompressed.  Changes come back in
 file order.
@@ -13,24 +13,22 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from typing import IO, Any
 
 from auditor.errors import ManifestError
 from auditor.kube.convert import is_supported, kind_of, object_from_dict
 from auditor.kube.fields import TOO_DEEP, describe
 from auditor.model.k8s import Change, ChangeType
+from auditor.model.times import EPOCH as _EPOCH
+from auditor.model.times import format_rfc3339_ns, parse_rfc3339_ns
+
+__all__ = ["format_rfc3339_ns", "parse_rfc3339_ns"]  # moved to auditor.model.times; kept importable here
 
 MAX_KEPT_ERRORS = 100
-_RFC3339 = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<clock>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,9}))?"
-    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})$"
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -47,30 +45,6 @@ class EventFileStats:
         self.bad_lines += 1
         if len(self.errors) < MAX_KEPT_ERRORS:
             self.errors.append(str(error))
-
-
-def parse_rfc3339_ns(text: str) -> int:
-    """Nanoseconds since the epoch of an RFC 3339 timestamp; ValueError when it is not one."""
-    match = _RFC3339.match(text)
-    if not match:
-        raise ValueError(f"not an RFC 3339 time with offset: {text!r}")
-    offset = match["offset"]
-    zone = UTC
-    if offset not in ("Z", "z"):
-        sign = 1 if offset[0] == "+" else -1
-        zone = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
-    moment = datetime.fromisoformat(f"{match['date']}T{match['clock']}").replace(tzinfo=zone)
-    seconds = (moment - _EPOCH) // timedelta(seconds=1)
-    nanos = int((match["fraction"] or "0").ljust(9, "0"))
-    return seconds * 1_000_000_000 + nanos
-
-
-def format_rfc3339_ns(time_ns: int) -> str:
-    """UTC RFC 3339 with nanoseconds (trailing zeros trimmed), the inverse of `parse_rfc3339_ns`."""
-    seconds, nanos = divmod(time_ns, 1_000_000_000)
-    stamp = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
-    fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
-    return f"{stamp}{fraction}Z"
 
 
 def parse_event_line(line: str, *, where: str) -> Change | None:

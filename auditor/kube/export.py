@@ -5,13 +5,17 @@ recorded snapshot is small and safe to share, and `object_from_dict(object_to_di
 for every object the converter produces.  Owner workloads are written as the workload itself
 (a Deployment, a CronJob), which the converter keeps as is.
 
-Cilium policies keep only which L7 rule kinds a port rule has, and how many `toGroups`: each
-kind is written as one allow-all rule (`http: [{}]`, `dns: [{matchPattern: "*"}]`, `kafka: [{}]`,
-`l7proto: <L7_PROTO_PLACEHOLDER>`) and each group as `{aws: {}}`, so they convert back the same.
+Cilium policies write their L7 `rules` and `toGroups` entries back as the converter kept them
+(`PortRule.rules_json`, `CiliumRule.group_entries`) and ICMP fields into their own `icmps[]`
+entries, so a converted CNP exports as written.  A model object built by hand with only the L7
+kinds or a group count gets stand-ins: one allow-all rule per kind (`http: [{}]`,
+`dns: [{matchPattern: "*"}]`, `kafka: [{}]`, `l7proto: <L7_PROTO_PLACEHOLDER>`) and `{aws: {}}`
+per group.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,11 +27,13 @@ from auditor.model.cilium import (
     CiliumPolicySpec,
     CiliumPort,
     CiliumRule,
+    ICMPType,
     PortRule,
     RuleSection,
     ServicePeer,
 )
 from auditor.model.k8s import (
+    EndpointSlice,
     KubeObject,
     Namespace,
     NetworkPolicy,
@@ -37,6 +43,7 @@ from auditor.model.k8s import (
     PolicyPort,
     ProbeKind,
     Rule,
+    Service,
 )
 from auditor.model.labels import LabelSelector
 
@@ -59,6 +66,10 @@ def object_to_dict(obj: KubeObject) -> dict[str, Any]:
         return _cidr_group(obj)
     if isinstance(obj, Namespace):
         return {"apiVersion": "v1", "kind": "Namespace", "metadata": _metadata(obj.name, "", obj.labels, obj)}
+    if isinstance(obj, Service):
+        return _service_object(obj)
+    if isinstance(obj, EndpointSlice):
+        return _endpoint_slice(obj)
     return _node(obj)
 
 
@@ -82,6 +93,44 @@ def _node(node: Node) -> dict[str, Any]:
         "kind": "Node",
         "metadata": _metadata(node.name, "", node.labels, node),
         "status": {"addresses": addresses},
+    }
+
+
+def _service_object(service: Service) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if service.selector is not None:
+        spec["selector"] = dict(service.selector)
+    if service.type:
+        spec["type"] = service.type
+    if service.cluster_ips:
+        spec["clusterIP"] = service.cluster_ips[0]
+        spec["clusterIPs"] = list(service.cluster_ips)
+    if service.ports:
+        spec["ports"] = [
+            {"port": p.port, "protocol": p.protocol, **({"name": p.name} if p.name else {}),
+             **({"targetPort": p.target_port} if p.target_port is not None else {})}
+            for p in service.ports
+        ]
+    metadata = _metadata(service.name, service.namespace, service.labels, service)
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
+
+
+def _endpoint_slice(eps: EndpointSlice) -> dict[str, Any]:
+    endpoints: list[dict[str, Any]] = []
+    for endpoint in eps.endpoints:
+        entry: dict[str, Any] = {"addresses": list(endpoint.addresses)}
+        conditions = {name: value for name, value in (("ready", endpoint.ready), ("serving", endpoint.serving),
+                                                      ("terminating", endpoint.terminating))
+                      if value is not None}
+        if conditions:
+            entry["conditions"] = conditions
+        endpoints.append(entry)
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": _metadata(eps.name, eps.namespace, eps.labels, eps),
+        "addressType": eps.address_type,
+        "endpoints": endpoints,
     }
 
 
@@ -185,7 +234,7 @@ def _port(port: PolicyPort) -> dict[str, Any]:
 
 
 L7_PROTO_PLACEHOLDER = "unknown"
-"""The model keeps that a port rule has `l7proto` rules, not the protocol's name."""
+"""The `l7proto` stand-in for a hand-built port rule that has the kind but no `rules_json`."""
 _CILIUM_API_VERSION = "cilium.io/v2"
 
 
@@ -250,14 +299,28 @@ def _cilium_rule(rule: CiliumRule, prefix: str) -> dict[str, Any]:
         "Services": None if rule.services is None else [_service(s) for s in rule.services],
         "FQDNs": None if rule.fqdns is None else [_fqdn(f.match_name, f.match_pattern) for f in rule.fqdns],
         "Nodes": None if rule.nodes is None else [_selector(s) for s in rule.nodes],
-        "Groups": [{"aws": {}} for _ in range(rule.groups)] or None,
+        "Groups": _groups(rule),
     }
     raw: dict[str, Any] = {f"{prefix}{name}": value for name, value in peers.items() if value is not None}
     if rule.to_ports:
         raw["toPorts"] = [_port_rule(port_rule) for port_rule in rule.to_ports]
     if rule.icmps:
-        raw["icmps"] = [{"fields": [{"type": icmp.type, "family": icmp.family} for icmp in rule.icmps]}]
+        raw["icmps"] = _icmps(rule.icmps)
     return raw
+
+
+def _groups(rule: CiliumRule) -> list[Any] | None:
+    if rule.group_entries:
+        return [json.loads(entry) for entry in rule.group_entries]
+    return [{"aws": {}} for _ in range(rule.groups)] or None
+
+
+def _icmps(types: tuple[ICMPType, ...]) -> list[dict[str, Any]]:
+    """One `icmps[]` entry per index up to the last one used (an index with no field is `{}`)."""
+    entries: list[dict[str, Any]] = [{} for _ in range(max(icmp.entry for icmp in types) + 1)]
+    for icmp in types:
+        entries[icmp.entry].setdefault("fields", []).append({"type": icmp.type, "family": icmp.family})
+    return entries
 
 
 def _cidr_peer(peer: CIDRPeer) -> dict[str, Any]:
@@ -293,7 +356,9 @@ def _port_rule(rule: PortRule) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     if rule.ports:
         raw["ports"] = [_cilium_port(port) for port in rule.ports]
-    if rule.l7:
+    if rule.rules_json:
+        raw["rules"] = json.loads(rule.rules_json)
+    elif rule.l7:
         raw["rules"] = {kind: _l7_rules(kind) for kind in rule.l7}
     if rule.server_names:
         raw["serverNames"] = list(rule.server_names)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from auditor.kube.templates import is_workload, template_pods
 from auditor.model.k8s import KubeObject
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+STDIN = "-"
+"""`--manifests -` reads the documents from stdin."""
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -70,7 +73,7 @@ def load_manifests_report(paths: Sequence[str]) -> ManifestLoad:
 def manifest_files(paths: Sequence[str]) -> Iterator[str]:
     """The files to read: named files as given, directories walked recursively in sorted order."""
     for path in paths:
-        if os.path.isfile(path):
+        if os.path.isfile(path) or path == STDIN:
             yield path
         elif os.path.isdir(path):
             yield from _walk(path)
@@ -87,6 +90,11 @@ def _walk(directory: str) -> Iterator[str]:
 
 
 def _read_text(path: str) -> str:
+    if path == STDIN:  # `--manifests -`: YAML or JSON documents on stdin (kubectl get -o yaml | ...)
+        try:
+            return sys.stdin.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"cannot read: {exc}", path=path) from exc
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read()

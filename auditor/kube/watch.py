@@ -1,5 +1,5 @@
-"""The live inventory: list+watch Namespaces, Pods, Nodes, NetworkPolicies and Cilium's CNPs, CCNPs
-and CiliumCIDRGroups, one thread each.
+"""The live inventory: list+watch Namespaces, Pods, Nodes, Services, EndpointSlices, NetworkPolicies and
+Cilium's CNPs, CCNPs and CiliumCIDRGroups, one thread each.
 
     watcher = InventoryWatcher(api_client_factory(), history.apply)
     watcher.start()

@@ -59,6 +59,9 @@ class PortRule:
     l7: tuple[str, ...] = ()
     """Kinds of `rules` present: "http", "dns", "kafka", "l7proto"; empty for a pure L4 rule."""
     server_names: tuple[str, ...] = ()
+    rules_json: str = ""
+    """The `rules` mapping as written, as canonical JSON (sorted keys, no spaces); "" when absent.
+    The engine reads only `l7`; this keeps the L7 rules themselves for export and the store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,8 @@ class ICMPType:
 
     type: int | str
     family: str = "IPv4"
+    entry: int = 0
+    """Index of the `icmps[]` entry this field is in (Cilium limits each entry to 40 fields)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,8 @@ class CiliumRule:
     """fromNodes / toNodes."""
     groups: int = 0
     """How many `toGroups` entries (cloud provider groups; not modelled)."""
+    group_entries: tuple[str, ...] = ()
+    """Each `toGroups` entry as written, as canonical JSON (sorted keys, no spaces)."""
     to_ports: tuple[PortRule, ...] = ()
     icmps: tuple[ICMPType, ...] = ()
 

@@ -134,3 +134,40 @@ class Finding:
             if key == name:
                 return value
         return default
+
+
+MAX_POLICIES_PER_FINDING = 8
+"""Policies kept per finding: the union in first-seen order, so every revision seen stays visible."""
+
+
+def merge_findings(older: Finding, newer: Finding) -> Finding:
+    """The one merge rule for two findings of the same key: `older` arrived first.
+
+    Counts add; first seen is the earliest non-zero, last seen the latest; the highest severity wins;
+    the sample flow is the first one; policies are the union in arrival order (at most
+    MAX_POLICIES_PER_FINDING); message, pod and peer come from the one seen last (the larger
+    last_seen, `newer` on a tie), and so does a detail both carry.  The rule is associative, so a
+    finding merged across flushes (the store) is the finding merged in one pass (`audit`), wherever
+    the flushes fall.  The aggregator and the store both use it.
+    """
+    newer_is_latest = newer.last_seen_ns >= older.last_seen_ns
+    latest = newer if newer_is_latest else older
+    firsts = [t for t in (older.first_seen_ns, newer.first_seen_ns) if t]
+    severity = newer.severity if newer.severity.rank > older.severity.rank else older.severity
+    policies = dict.fromkeys(older.policies[:MAX_POLICIES_PER_FINDING])
+    for policy in newer.policies:
+        if len(policies) >= MAX_POLICIES_PER_FINDING:
+            break
+        policies.setdefault(policy, None)
+    details = dict(older.details)
+    for name, value in newer.details:
+        if newer_is_latest or name not in details:
+            details[name] = value
+    return Finding(
+        kind=newer.kind, severity=severity, namespace=newer.namespace, workload=newer.workload,
+        message=latest.message, pod=latest.pod, peer=latest.peer, peer_workload=newer.peer_workload,
+        port=newer.port, protocol=newer.protocol, direction=newer.direction, policies=tuple(policies),
+        count=older.count + newer.count, first_seen_ns=min(firsts) if firsts else 0,
+        last_seen_ns=max(older.last_seen_ns, newer.last_seen_ns),
+        sample_flow=older.sample_flow or newer.sample_flow, details=tuple(details.items()),
+    )

@@ -10,6 +10,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from auditor.model.flowclass import FlowClass
 
 
 class Verdict(enum.Enum):
@@ -227,6 +231,9 @@ class Flow:
     egress_denied_by: tuple[PolicyRef, ...] = ()
     ingress_denied_by: tuple[PolicyRef, ...] = ()
     summary: str = ""
+    flow_class: FlowClass | None = field(default=None, compare=False, repr=False)
+    """The class `auditor.model.flowclass.classify` gave it when the source already classified it (the
+    light conversion does); None otherwise.  Not part of the flow's value (no eq, no repr)."""
 
     @property
     def time(self) -> datetime:

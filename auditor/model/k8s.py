@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from auditor.model.cilium import CiliumCIDRGroup, CiliumNetworkPolicy
 from auditor.model.labels import EMPTY_LABELS as EMPTY_LABELS
@@ -182,7 +182,87 @@ class Node:
     resource_version: str = ""
 
 
-KubeObject = Pod | Namespace | Node | NetworkPolicy | CiliumNetworkPolicy | CiliumCIDRGroup
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    """One `spec.ports` entry of a Service; `target_port` None when not written (then it is `port`)."""
+
+    port: int
+    protocol: str = "TCP"
+    name: str = ""
+    target_port: int | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """What auditor keeps of a v1 Service.
+
+    `selector` None when the spec has none (a "selector-less" Service whose endpoints are managed
+    by hand or by another controller); an empty mapping is kept as written and counts as
+    selector-less too (`has_selector`), as Kubernetes' endpoint controllers treat it.
+    """
+
+    namespace: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=_no_labels, hash=False)
+    selector: Mapping[str, str] | None = field(default=None, hash=False)
+    type: str = ""
+    """spec.type as written ("" when absent: ClusterIP)."""
+    cluster_ips: tuple[str, ...] = ()
+    """spec.clusterIPs (else spec.clusterIP), as written (a headless Service has "None")."""
+    ports: tuple[ServicePort, ...] = ()
+    uid: str = ""
+    resource_version: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def has_selector(self) -> bool:
+        return bool(self.selector)
+
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+"""The label that ties an EndpointSlice to its Service (discovery.k8s.io/v1 LabelServiceName)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SliceEndpoint:
+    """One `endpoints[]` entry of an EndpointSlice: its addresses and conditions (None: not set)."""
+
+    addresses: tuple[str, ...] = ()
+    ready: bool | None = None
+    serving: bool | None = None
+    terminating: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSlice:
+    """What auditor keeps of a discovery.k8s.io/v1 EndpointSlice: the backend addresses of a Service.
+
+    `service_name` is the `kubernetes.io/service-name` label ("" when absent: the slice belongs to
+    no Service).
+    """
+
+    namespace: str
+    name: str
+    address_type: str = "IPv4"
+    endpoints: tuple[SliceEndpoint, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=_no_labels, hash=False)
+    uid: str = ""
+    resource_version: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def service_name(self) -> str:
+        return self.labels.get(SERVICE_NAME_LABEL, "")
+
+
+KubeObject = (Pod | Namespace | Node | NetworkPolicy | CiliumNetworkPolicy | CiliumCIDRGroup | Service
+              | EndpointSlice)
 """Every kind the inventory tracks."""
 
 AnyPolicy = NetworkPolicy | CiliumNetworkPolicy
@@ -204,3 +284,24 @@ class Change:
     time_ns: int
     type: ChangeType
     obj: KubeObject
+
+
+_READ_FIELDS: Mapping[type, tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(kind) if f.name != "resource_version") for kind in (Pod, Node, Namespace)
+}
+"""Per kind, the fields something in auditor reads: all but resourceVersion, which only says "written again"."""
+
+
+def relevant_equal(old: KubeObject | None, new: KubeObject) -> bool:
+    """True when `new` is a Pod, Node or Namespace that differs from `old` in nothing auditor reads.
+
+    A kubelet status write (restart counts, probe times) or a node heartbeat changes only the
+    resourceVersion and status fields the model does not keep, so it changes no decision, finding
+    or posture.  Policies never compare relevant-equal across writes: their resourceVersion is the
+    revision that decisions and the policy history cite.  Dataclass equality is left whole (the
+    watcher diffs relists with it and keeps the newest object).
+    """
+    names = _READ_FIELDS.get(type(new))
+    if names is None or type(old) is not type(new):
+        return False
+    return old is new or all(getattr(old, name) == getattr(new, name) for name in names)

@@ -235,13 +235,22 @@ def _peers(namespace: str, rule: CiliumRule, cluster: str) -> tuple[CPeer, ...]:
     for fqdn in rule.fqdns or ():
         found.append(CPeer(f"FQDN {fqdn.match_name or fqdn.match_pattern}", fqdn=fqdn))
     for service in rule.services or ():
-        found.append(CPeer(f"service {service.namespace or namespace}/{service.name}", service=service))
+        found.append(CPeer(service_text(service), service=service))
     if rule.groups:
         found.append(CPeer(f"toGroups ({rule.groups} cloud groups, not modelled)", unmodelled="not-modelled"))
     for node_sel in rule.nodes or ():
         compiled = compile_selector(node_sel)
         found.append(CPeer(f"nodes {describe(compiled)}", node_selector=compiled))
     return tuple(found)
+
+
+def service_text(entry: ServicePeer) -> str:
+    """A `toServices` entry in Cilium's words: `service ns/name`, or `services app=x in ns`; `*` for an
+    empty namespace, which matches Services of every namespace (pkg/policy/k8s/service.go)."""
+    namespace = entry.namespace or "*"
+    if entry.selector is not None:
+        return f"services {describe(compile_selector(entry.selector))} in {namespace}"
+    return f"service {namespace}/{entry.name}"
 
 
 def cidr_network(text: str) -> Network | None:

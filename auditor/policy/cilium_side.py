@@ -38,6 +38,7 @@ from auditor.policy.cilium_labels import (
     reserved_identity,
     selects,
 )
+from auditor.policy.cilium_services import service_admits
 from auditor.policy.selectors import Address, parse_address
 from auditor.policy.state import ClusterState
 
@@ -255,7 +256,7 @@ def _peer_match(rule: CRule, peer: Peer, state: ClusterState, requirements: tupl
     for index, candidate in enumerate(rule.peers):
         if candidate.endpoints and not all(selects(r, peer.identity) for r in requirements):
             continue
-        verdict = _one_peer(candidate, peer, state)
+        verdict = _one_peer(candidate, peer, state, requirements)
         if verdict:
             return index, True
         if verdict is None and pending is None:
@@ -263,9 +264,12 @@ def _peer_match(rule: CRule, peer: Peer, state: ClusterState, requirements: tupl
     return (pending, None) if pending is not None else (None, False)
 
 
-def _one_peer(candidate: CPeer, peer: Peer, state: ClusterState) -> bool | None:
+def _one_peer(candidate: CPeer, peer: Peer, state: ClusterState, requirements: tuple[Selector, ...] = ()
+              ) -> bool | None:
     if candidate.unmodelled:
         return None
+    if candidate.service is not None:
+        return service_admits(state, candidate.service, peer.identity, peer.address, requirements)
     if candidate.selector is not None:
         return selects(candidate.selector, peer.identity)
     if candidate.network is not None:

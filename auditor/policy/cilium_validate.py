@@ -8,8 +8,10 @@ engine must leave it out.  Every reason is reported, one error per offending fie
 path as written in the object.  Behaviour is Cilium 1.18's; where 1.16 or 1.17 differ the check
 says so (docs/policy-engine.md lists every rule with its source).  Nothing here raises.
 
-The model flattens `icmps[].fields[]` into one tuple per rule, so ICMP errors are reported under
-`icmps[0].fields[k]` with k counted across the rule's `icmps` entries.
+The model flattens `icmps[].fields[]` into one tuple per rule; each field keeps the index of its
+`icmps[]` entry (`ICMPType.entry`), so ICMP errors name `icmps[i].fields[j]` as written and the
+40-field limit (`ICMPRule.Fields`, `+kubebuilder:validation:MaxItems=40` in pkg/policy/api/icmp.go)
+applies per entry.
 """
 
 from __future__ import annotations
@@ -289,16 +291,24 @@ def _validate_l7(rule: PortRule, section: RuleSection, path: str, host: bool, ze
 
 
 def _validate_icmps(types: tuple[ICMPType, ...], path: str, out: _Collector) -> None:
-    if len(types) > MAX_ICMP_FIELDS:
-        out.add(f"{path}[0].fields", f"has {len(types)} entries: Cilium accepts at most {MAX_ICMP_FIELDS}")
-    for index, icmp in enumerate(types):
-        where = f"{path}[0].fields[{index}]"
-        if icmp.family not in ICMP_FAMILIES:
-            out.add(f"{where}.family", f"unsupported value {icmp.family!r}: Cilium accepts IPv4 or IPv6")
-            continue
-        problem = icmp_type_problem(icmp.family, icmp.type)
-        if problem:
-            out.add(f"{where}.type", problem)
+    entries: dict[int, list[ICMPType]] = {}
+    for icmp in types:
+        entries.setdefault(icmp.entry, []).append(icmp)
+    for entry, fields in entries.items():
+        if len(fields) > MAX_ICMP_FIELDS:
+            out.add(f"{path}[{entry}].fields", f"has {len(fields)} entries: Cilium accepts at most "
+                                               f"{MAX_ICMP_FIELDS} per icmps entry")
+        for index, icmp in enumerate(fields):
+            _validate_icmp(icmp, f"{path}[{entry}].fields[{index}]", out)
+
+
+def _validate_icmp(icmp: ICMPType, where: str, out: _Collector) -> None:
+    if icmp.family not in ICMP_FAMILIES:
+        out.add(f"{where}.family", f"unsupported value {icmp.family!r}: Cilium accepts IPv4 or IPv6")
+        return
+    problem = icmp_type_problem(icmp.family, icmp.type)
+    if problem:
+        out.add(f"{where}.type", problem)
 
 
 def _validate_selector(selector: LabelSelector, path: str, out: _Collector, *, sources: bool = True) -> None:

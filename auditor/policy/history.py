@@ -12,6 +12,14 @@ the caller: the history never reads a clock.
   before the first change) it answers with the oldest kept state, i.e. the state in force at the
   start of the window (the initial manifests before anything was pruned).
 - `prune(now)` folds every change at or before `now - window_ns` into the oldest kept state.
+- A change that alters nothing auditor reads is not recorded: a Pod, Node or Namespace write
+  `relevant_equal` to the object in force at its time (a kubelet status write, a node
+  heartbeat), or the deletion of one not in force.  It is counted in `unchanged`; the state in
+  force keeps the earlier, equivalent object (its resourceVersion is the earlier one).  So the
+  history grows with what auditor reads, not with how often the API server is written.  One
+  approximation: a late change of an object inserted before such a skipped write is not undone
+  by it (in-order, the write would restore the object as it was); writes of one object arrive in
+  order from its watch, so this needs a clock step backwards.
 """
 
 from __future__ import annotations
@@ -19,7 +27,16 @@ from __future__ import annotations
 import bisect
 
 from auditor.model.cilium import CiliumNetworkPolicy
-from auditor.model.k8s import Change, NetworkPolicy
+from auditor.model.k8s import (
+    Change,
+    ChangeType,
+    KubeObject,
+    Namespace,
+    NetworkPolicy,
+    Node,
+    Pod,
+    relevant_equal,
+)
 from auditor.policy.state import ClusterState
 
 DAY_NS = 24 * 3600 * 1_000_000_000
@@ -39,12 +56,17 @@ class ClusterHistory:
         self._horizon: int | None = None
         self.out_of_order = 0
         """How many changes arrived older than the newest one (counted, then handled)."""
+        self.unchanged = 0
+        """How many changes altered nothing auditor reads (counted, not recorded; see the module docstring)."""
 
     def __len__(self) -> int:
         return len(self._changes)
 
     def apply(self, change: Change) -> None:
-        """Record a change at `change.time_ns`."""
+        """Record a change at `change.time_ns` (unless it changes nothing auditor reads)."""
+        if _changes_nothing(self.at(change.time_ns), change):
+            self.unchanged += 1
+            return
         if self._horizon is not None and change.time_ns <= self._horizon:
             self.out_of_order += 1
             self._base = self._base.apply(change)
@@ -71,6 +93,9 @@ class ClusterHistory:
         in force for every instant, and keeping one history entry per listed object would cost
         a state per object for nothing.  Later changes are rebuilt on top.
         """
+        if _changes_nothing(self._base, change):
+            self.unchanged += 1
+            return
         self._base = self._base.apply(change)
         if self._changes:
             self._rebuild(0)
@@ -112,3 +137,24 @@ class ClusterHistory:
         if self._horizon is None or horizon > self._horizon:
             self._horizon = horizon
         return cut
+
+
+def _in_force(state: ClusterState, obj: KubeObject) -> KubeObject | None:
+    """The object of `obj`'s kind and name in `state` (pods, nodes and namespaces only)."""
+    if isinstance(obj, Pod):
+        return state.pod(obj.namespace, obj.name)
+    if isinstance(obj, Node):
+        return state.node(obj.name)
+    if isinstance(obj, Namespace):
+        return state.namespace(obj.name)
+    return None
+
+
+def _changes_nothing(state: ClusterState, change: Change) -> bool:
+    """True when applying `change` to `state` alters nothing auditor reads."""
+    if not isinstance(change.obj, Pod | Node | Namespace):
+        return False
+    current = _in_force(state, change.obj)
+    if change.type is ChangeType.DELETED:
+        return current is None
+    return current is not None and relevant_equal(current, change.obj)

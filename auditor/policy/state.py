@@ -23,6 +23,7 @@ from auditor.model.decision import PolicyId
 from auditor.model.k8s import (
     Change,
     ChangeType,
+    EndpointSlice,
     KubeObject,
     LabelSelector,
     Namespace,
@@ -30,12 +31,14 @@ from auditor.model.k8s import (
     Node,
     Pod,
     PolicyDirection,
+    Service,
 )
 from auditor.policy.cilium_compile import CompiledPolicy
 from auditor.policy.cilium_index import CiliumIndex, PolicyKey, group_key, policy_key
 from auditor.policy.cilium_labels import DEFAULT_CLUSTER, derived_labels, mentions_derived
 from auditor.policy.pmap import PMap
 from auditor.policy.selectors import namespace_labels, selector_keys, selector_matches
+from auditor.policy.service_index import ServiceIndex
 from auditor.policy.validate import validate_policy
 
 _revisions = itertools.count(1)
@@ -67,18 +70,19 @@ class ClusterState:
     """One immutable snapshot of the inventory; see the module docstring."""
 
     __slots__ = ("_cilium", "_ids", "_invalid", "_namespaces", "_node_ip", "_nodes", "_ns_labels", "_pod_ip",
-                 "_pods", "_pods_by_ns", "_policies", "_policies_by_ns", "_selecting", "_sorted", "memo",
-                 "revision")
+                 "_pods", "_pods_by_ns", "_policies", "_policies_by_ns", "_selecting", "_services", "_sorted",
+                 "memo", "revision")
 
-    def __init__(self, pods: PMap[Key, Pod], pods_by_ns: PMap[str, tuple[Pod, ...]], pod_ip: PMap[str, Pod],
+    def __init__(self, pods: PMap[Key, Pod], pods_by_ns: PMap[str, PMap[str, Pod]], pod_ip: PMap[str, Pod],
                  namespaces: PMap[str, Namespace], nodes: PMap[str, Node], node_ip: PMap[str, Node],
                  policies: PMap[Key, NetworkPolicy], policies_by_ns: PMap[str, tuple[NetworkPolicy, ...]],
                  invalid: PMap[PolicyKey, tuple[InvalidObjectError, ...]],
-                 cilium: CiliumIndex | None = None) -> None:
+                 cilium: CiliumIndex | None = None, services: ServiceIndex | None = None) -> None:
         self._pods, self._pods_by_ns, self._pod_ip = pods, pods_by_ns, pod_ip
         self._namespaces, self._nodes, self._node_ip = namespaces, nodes, node_ip
         self._policies, self._policies_by_ns, self._invalid = policies, policies_by_ns, invalid
         self._cilium = cilium if cilium is not None else CiliumIndex.empty()
+        self._services = services if services is not None else ServiceIndex.empty()
         self.revision: int = next(_revisions)
         self._selecting: dict[tuple[str, str, PolicyDirection], tuple[NetworkPolicy, ...]] = {}
         self._ns_labels: dict[str, Mapping[str, str]] = {}
@@ -129,6 +133,10 @@ class ClusterState:
         if isinstance(obj, CiliumCIDRGroup):
             cilium, errors = self._cilium.with_group(obj, deleted)
             return self._replace(cilium=cilium, invalid=self._with_errors(group_key(obj), errors))
+        if isinstance(obj, Service):
+            return self._replace(services=self._services.with_service(obj, deleted))
+        if isinstance(obj, EndpointSlice):
+            return self._replace(services=self._services.with_slice(obj, deleted))
         return self._with_node(obj, deleted)
 
     def _with_errors(self, key: PolicyKey, errors: tuple[InvalidObjectError, ...]
@@ -140,7 +148,7 @@ class ClusterState:
             "pods": self._pods, "pods_by_ns": self._pods_by_ns, "pod_ip": self._pod_ip,
             "namespaces": self._namespaces, "nodes": self._nodes, "node_ip": self._node_ip,
             "policies": self._policies, "policies_by_ns": self._policies_by_ns, "invalid": self._invalid,
-            "cilium": self._cilium,
+            "cilium": self._cilium, "services": self._services,
         }
         current.update(parts)
         return ClusterState(**current)  # type: ignore[arg-type]
@@ -157,10 +165,9 @@ class ClusterState:
         pods = self._pods.delete(key) if deleted else self._pods.set(key, pod)
         for ip in new_ips:
             pod_ip = pod_ip.set(ip, pod)
-        siblings = tuple(p for p in (self._pods_by_ns.get(pod.namespace) or ()) if p.name != pod.name)
-        if not deleted:
-            siblings = tuple(sorted((*siblings, pod), key=lambda p: p.name))
-        by_ns = (self._pods_by_ns.set(pod.namespace, siblings) if siblings
+        siblings: PMap[str, Pod] = self._pods_by_ns.get(pod.namespace) or PMap()
+        siblings = siblings.delete(pod.name) if deleted else siblings.set(pod.name, pod)
+        by_ns = (self._pods_by_ns.set(pod.namespace, siblings) if len(siblings)
                  else self._pods_by_ns.delete(pod.namespace))
         return self._replace(pods=pods, pod_ip=pod_ip, pods_by_ns=by_ns)
 
@@ -231,6 +238,23 @@ class ClusterState:
         """Every valid CNP and CCNP, compiled: CCNPs first, then CNPs by namespace/name."""
         return self._sorted_values("cilium", self._cilium.policies)  # type: ignore[arg-type,return-value]
 
+    @property
+    def services(self) -> tuple[Service, ...]:
+        """Every Service, sorted by namespace/name."""
+        return self._sorted_values("services", self._services.services)  # type: ignore[arg-type,return-value]
+
+    @property
+    def service_index(self) -> ServiceIndex:
+        """Services and EndpointSlices, slices grouped by their Service."""
+        return self._services
+
+    def service(self, namespace: str, name: str) -> Service | None:
+        return self._services.service(namespace, name)
+
+    def service_slices(self, namespace: str, name: str) -> tuple[EndpointSlice, ...]:
+        """The EndpointSlices of Service namespace/name (by their `kubernetes.io/service-name` label)."""
+        return self._services.slices_of(namespace, name)
+
     def pod(self, namespace: str, name: str) -> Pod | None:
         return self._pods.get((namespace, name))
 
@@ -250,7 +274,10 @@ class ClusterState:
         return self._policies.get((namespace, name))
 
     def pods_in(self, namespace: str) -> tuple[Pod, ...]:
-        return self._pods_by_ns.get(namespace) or ()
+        """Pods of one namespace, sorted by name (memoised; kept as a persistent map by name, so a pod
+        change copies one path of it, not the namespace's list)."""
+        pods: PMap[str, object] = self._pods_by_ns.get(namespace) or PMap()  # type: ignore[assignment]
+        return self._sorted_values(f"pods-in:{namespace}", pods)  # type: ignore[return-value]
 
     def policies_in(self, namespace: str) -> tuple[NetworkPolicy, ...]:
         """Valid policies of one namespace, sorted by name."""
@@ -321,6 +348,8 @@ class _Builder:
         self.policies: dict[Key, NetworkPolicy] = {}
         self.cilium: dict[PolicyKey, CiliumNetworkPolicy] = {}
         self.groups: dict[str, CiliumCIDRGroup] = {}
+        self.services: dict[Key, Service] = {}
+        self.slices: dict[Key, EndpointSlice] = {}
 
     def put(self, obj: KubeObject) -> None:
         if isinstance(obj, Pod):
@@ -333,6 +362,10 @@ class _Builder:
             self.cilium[policy_key(obj)] = obj
         elif isinstance(obj, CiliumCIDRGroup):
             self.groups[obj.name] = obj
+        elif isinstance(obj, Service):
+            self.services[(obj.namespace, obj.name)] = obj
+        elif isinstance(obj, EndpointSlice):
+            self.slices[(obj.namespace, obj.name)] = obj
         else:
             self.nodes[obj.name] = obj
 
@@ -354,7 +387,7 @@ class _Builder:
             pols_by_ns.setdefault(policy.namespace, []).append(policy)
         return ClusterState(
             PMap.from_items(self.pods.items()),
-            PMap.from_items((ns, tuple(sorted(ps, key=lambda p: p.name))) for ns, ps in pods_by_ns.items()),
+            PMap.from_items((ns, PMap.from_items((p.name, p) for p in ps)) for ns, ps in pods_by_ns.items()),
             PMap.from_items(pod_ip),
             PMap.from_items(self.namespaces.items()),
             PMap.from_items(self.nodes.items()),
@@ -363,4 +396,5 @@ class _Builder:
             PMap.from_items((ns, tuple(sorted(ps, key=lambda p: p.name))) for ns, ps in pols_by_ns.items()),
             PMap.from_items(invalid.items()),
             cilium,
+            services=ServiceIndex.build(list(self.services.values()), list(self.slices.values())),
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from auditor.model.findings import Finding
 from auditor.policy.state import ClusterState
-from auditor.report.controls import controls_for, evaluate
+from auditor.report.controls import NOT_APPLICABLE, NSA_DEFAULT_DENY, controls_for, evaluate
 from auditor.report.data import Completeness, NamespaceReport, PolicyChange, ReportData
 from auditor.report.evidence import policy_hits, runtime_evidence, sort_key, summary
 from auditor.report.posture import PolicyHits, invalid_clusterwide, namespace_names, namespace_report
@@ -45,6 +45,8 @@ class ReportInputs:
     title: str = DEFAULT_TITLE
     generated_at_ns: int = 0
     policy_enforcement: str = "default"
+    auditor_version: str = ""
+    """Shown next to the generation time; "" with --reproducible."""
     """Cilium's policy-enforcement mode the posture assumes (`always` isolates every pod)."""
 
 
@@ -76,6 +78,9 @@ def build_report(inputs: ReportInputs) -> ReportData:
     only = inputs.namespaces
     scoped_hits = {k: v for k, v in inputs.policy_hits.items() if only is None or k[0] in only}
     hits = policy_hits(namespaces, scoped_hits, posture)
+    results = evaluate(namespaces, findings, finding_namespaces, posture)
+    not_applicable = {r.namespace for r in results
+                      if r.control_id == NSA_DEFAULT_DENY.id and r.status == NOT_APPLICABLE}
     return ReportData(
         title=inputs.title,
         source=inputs.source,
@@ -84,12 +89,13 @@ def build_report(inputs: ReportInputs) -> ReportData:
         namespaces_filter=tuple(inputs.namespaces or ()),
         posture_available=posture,
         posture_note=inputs.posture_note,
-        summary=summary(findings, namespaces, dict(inputs.flows_by_verdict), posture),
+        summary=summary(findings, namespaces, dict(inputs.flows_by_verdict), posture, not_applicable),
         completeness=inputs.completeness,
         controls=controls_for(namespaces),
-        control_results=evaluate(namespaces, findings, finding_namespaces, posture),
+        control_results=results,
         namespaces=namespaces,
         findings=findings,
         evidence=runtime_evidence(findings, namespaces, changes, inputs.usage is not None, hits),
         invalid_clusterwide=invalid_clusterwide(inputs.state) if inputs.state is not None else (),
+        auditor_version=inputs.auditor_version,
     )

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from auditor.model.findings import Finding, FindingKind
 from auditor.report.data import Control, ControlResult, NamespaceReport
+from auditor.report.fmt import plural
 
 CIS_5_3_2 = Control(
     id="CIS-5.3.2",
@@ -64,7 +65,7 @@ PASS, FAIL, NOT_APPLICABLE, UNKNOWN = "pass", "fail", "not-applicable", "unknown
 
 
 def _pods(count: int) -> str:
-    return f"{count} pod" if count == 1 else f"{count} pods"
+    return plural(count, "pod")
 
 
 Indexed = Sequence[tuple[int, Finding]]
@@ -82,10 +83,10 @@ _PLURALS = (("NetworkPolicy", "NetworkPolicies"), ("CiliumNetworkPolicy", "Ciliu
 def _policies_text(ns: NamespaceReport) -> str:
     """`NetworkPolicies: a, b; CiliumNetworkPolicies: c; CiliumClusterwideNetworkPolicies: d`, kinds present."""
     parts = []
-    for kind, plural in _PLURALS:
+    for kind, kinds in _PLURALS:
         names = [p.name for p in ns.policies if p.kind == kind]
         if names:
-            parts.append(f"{plural}: {', '.join(names)}")
+            parts.append(f"{kinds}: {', '.join(names)}")
     return "; ".join(parts)
 
 
@@ -122,15 +123,16 @@ def nsa_enforced(ns: NamespaceReport | None, name: str, found: Indexed) -> Contr
     if gaps:
         flows = sum(counts[i].count for i in gaps)
         return ControlResult(NSA_ENFORCED.id, name, FAIL,
-                             f"{flows} flows the policies deny were forwarded ({len(gaps)} findings)", gaps)
+                             f"{plural(flows, 'flow')} the policies deny {'was' if flows == 1 else 'were'} "
+                             f"forwarded ({plural(len(gaps), 'finding')})", gaps)
     drops = _indexes(found, FindingKind.POLICY_DROP)
     dropped = sum(counts[i].count for i in drops)
     # a CiliumClusterwideNetworkPolicy's hits are cluster-wide, not this namespace's
     allowed = sum(p.allowed for p in ns.policies if p.namespace == ns.name) if ns is not None else 0
     if dropped or allowed:
         return ControlResult(NSA_ENFORCED.id, name, PASS,
-                             f"{dropped} flows dropped as the policies require, {allowed} admitted by a "
-                             "policy rule; no forwarded flow the policies deny", drops)
+                             f"{plural(dropped, 'flow')} dropped as the policies require, {allowed} "
+                             "admitted by a policy rule; no forwarded flow the policies deny", drops)
     return ControlResult(NSA_ENFORCED.id, name, UNKNOWN, "no policy-decided traffic observed in the window")
 
 

@@ -10,7 +10,7 @@ import csv
 import io
 
 from auditor.report.data import ReportData
-from auditor.report.fmt import details_text, time_text
+from auditor.report.fmt import details_text, port_cell, time_text
 
 COLUMNS = ("id", "severity", "kind", "namespace", "workload", "pod", "direction", "peer", "peer_workload",
            "port", "protocol", "policies", "count", "first_seen", "last_seen", "sample_flow", "message",
@@ -30,7 +30,8 @@ def render(data: ReportData) -> str:
     writer.writerow(COLUMNS)
     for index, f in enumerate(data.findings):
         row = (data.finding_id(index), f.severity.value, f.kind.value, f.namespace, f.workload, f.pod,
-               f.direction, f.peer, f.peer_workload, f.port, f.protocol, ";".join(f.policies), f.count,
+               f.direction, f.peer, f.peer_workload, port_cell(f.port), f.protocol, ";".join(f.policies),
+               f.count,
                time_text(f.first_seen_ns) if f.first_seen_ns else "",
                time_text(f.last_seen_ns) if f.last_seen_ns else "", f.sample_flow, f.message, details_text(f))
         writer.writerow([cell(value) for value in row])

@@ -202,8 +202,16 @@ class PolicyChange:
     time_ns: int
     change_type: str
     namespace: str
+    """"" for a CiliumClusterwideNetworkPolicy."""
     name: str
     revision: str
+    kind: str = KNP_KIND
+    """NetworkPolicy, CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy."""
+
+    @property
+    def policy(self) -> str:
+        """How reports name the policy: `ns/name` for a NetworkPolicy, else kind first (`PolicyId.ref`)."""
+        return PolicyId(self.namespace, self.name, kind=self.kind).ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +266,7 @@ class ReportData:
     """files or store."""
     source_detail: str
     generated_at_ns: int
-    """0 when not given: reports are reproducible by default."""
+    """When the report was written; 0 with --reproducible (and no --generated-at)."""
     namespaces_filter: tuple[str, ...]
     posture_available: bool
     posture_note: str
@@ -273,6 +281,8 @@ class ReportData:
     schema_version: str = SCHEMA_VERSION
     invalid_clusterwide: tuple[str, ...] = ()
     """Why each cluster-scoped object (CiliumClusterwideNetworkPolicy, CiliumCIDRGroup) was left out."""
+    auditor_version: str = ""
+    """The auditor version that wrote the report; "" with --reproducible."""
 
     def finding_id(self, index: int) -> str:
         """A stable, human-friendly id of findings[index] (F1, F2, ...)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from auditor.model.decision import CCNP_KIND, CNP_KIND, KNP_KIND, PolicyId
 from auditor.model.findings import Finding, FindingKind, Severity
@@ -26,7 +26,8 @@ DENIED_KINDS = (FindingKind.POLICY_DROP, FindingKind.UNEXPECTED_DROP)
 SCORE_FORMULA = (
     "score = max(0, round(60*I + 40*N) - 5*S), where I = pod directions isolated / (2 * pods), "
     "N = namespaces with pods that have a default deny for ingress and egress / namespaces with pods, "
-    "S = findings of severity high or critical"
+    "both over the namespaces whose default-deny control applies (not-applicable ones such as "
+    "kube-system are left out), S = findings of severity high or critical"
 )
 
 
@@ -110,23 +111,38 @@ def _tally(values: Sequence[str], order: Sequence[str]) -> tuple[tuple[str, int]
     return tuple((name, counts[name]) for name in order if counts[name])
 
 
+def _score(scored: Sequence[NamespaceReport], serious: int, excluded: Sequence[str]
+           ) -> tuple[int | None, list[tuple[str, str]]]:
+    """SCORE_FORMULA over the scored namespaces; None without pods in them."""
+    pods = sum(ns.pods for ns in scored)
+    with_pods = [ns for ns in scored if ns.pods]
+    inputs = [("S", str(serious))]
+    if excluded:
+        inputs.append(("not applicable", ", ".join(excluded)))
+    if not pods:
+        return None, inputs
+    isolated = sum(ns.ingress_isolated + ns.egress_isolated for ns in scored) / (2 * pods)
+    covered = sum(1 for ns in with_pods if ns.has_default_deny) / len(with_pods)
+    score = max(0, round(60 * isolated + 40 * covered) - 5 * serious)
+    return score, [("I", f"{isolated:.3f}"), ("N", f"{covered:.3f}"), *inputs]
+
+
 def summary(findings: Sequence[Finding], namespaces: Sequence[NamespaceReport],
-            flows_by_verdict: dict[str, int], posture_available: bool) -> Summary:
+            flows_by_verdict: dict[str, int], posture_available: bool,
+            not_applicable: Collection[str] = ()) -> Summary:
+    """Totals over every namespace shown; the score leaves out `not_applicable` namespaces (those whose
+    default-deny control is not applicable: kube-system)."""
     pods = sum(ns.pods for ns in namespaces)
     ingress = sum(ns.ingress_isolated for ns in namespaces)
     egress = sum(ns.egress_isolated for ns in namespaces)
-    with_pods = [ns for ns in namespaces if ns.pods]
     deny = sum(1 for ns in namespaces if ns.has_default_deny)
-    deny_with_pods = sum(1 for ns in with_pods if ns.has_default_deny)
     serious = sum(1 for f in findings if f.severity.at_least(Severity.HIGH))
     policies = distinct_policies(namespaces)
     score: int | None = None
     inputs: list[tuple[str, str]] = [("S", str(serious))]
-    if posture_available and pods:
-        isolated = (ingress + egress) / (2 * pods)
-        covered = deny_with_pods / len(with_pods)
-        score = max(0, round(60 * isolated + 40 * covered) - 5 * serious)
-        inputs = [("I", f"{isolated:.3f}"), ("N", f"{covered:.3f}"), ("S", str(serious))]
+    if posture_available:
+        excluded = [ns.name for ns in namespaces if ns.name in not_applicable and ns.pods]
+        score, inputs = _score([ns for ns in namespaces if ns.name not in not_applicable], serious, excluded)
     return Summary(
         pods=pods,
         ingress_isolated=ingress,

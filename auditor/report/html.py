@@ -14,7 +14,7 @@ from html import escape
 from auditor.report import rows
 from auditor.report.charts import bar_chart, share_chart
 from auditor.report.data import NamespaceReport, ReportData
-from auditor.report.fmt import NONE, time_text
+from auditor.report.fmt import NONE, UNKNOWN_USAGE_NOTE, generated_text, plural, time_text
 from auditor.report.html_style import CSS
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -77,8 +77,8 @@ def _header(data: ReportData) -> str:
     items = [("Source", f"{data.source} ({data.source_detail or NONE})"),
              ("Window", f"{time_text(c.window_from_ns)} to {time_text(c.window_to_ns)}"),
              ("Posture", data.posture_note or "from the cluster state given")]
-    if data.generated_at_ns:
-        items.append(("Generated", time_text(data.generated_at_ns)))
+    if data.generated_at_ns or data.auditor_version:
+        items.append(("Generated", generated_text(data.generated_at_ns, data.auditor_version)))
     if data.namespaces_filter:
         items.append(("Namespaces", ", ".join(data.namespaces_filter)))
     facts = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
@@ -106,7 +106,7 @@ def _summary(data: ReportData) -> str:
     isolation = share_chart("Pods isolated", [("ingress", s.ingress_isolated, s.pods),
                                               ("egress", s.egress_isolated, s.pods)], "chart-isolation")
     charts = "".join([
-        _figure(f"Pods isolated ({s.pods} pods)", isolation),
+        _figure(f"Pods isolated ({plural(s.pods, 'pod')})", isolation),
         _figure("Flows by verdict", bar_chart("Flows by verdict", s.flows_by_verdict, "chart-verdicts")),
         _figure("Findings by severity",
                 bar_chart("Findings by severity", s.findings_by_severity, "chart-severity")),
@@ -135,7 +135,8 @@ def _namespace(data: ReportData, ns: NamespaceReport) -> str:
     deny_out = ", ".join(ns.default_deny_egress) or "none"
     invalid = f"<h4>Invalid policies</h4>{table(rows.invalid_policies(ns))}" if ns.invalid_policies else ""
     return (f'<article class="namespace" data-namespace="{esc(ns.name)}"><h3>{esc(ns.name)}</h3>'
-            f"<p>{ns.pods} pods; isolated for ingress {ns.ingress_isolated}, for egress {ns.egress_isolated}; "
+            f"<p>{plural(ns.pods, 'pod')}; isolated for ingress {ns.ingress_isolated}, "
+            f"for egress {ns.egress_isolated}; "
             f"default deny ingress: {esc(deny_in)}, egress: {esc(deny_out)}.</p>"
             f"<h4>Policies</h4>{table(rows.policies(ns, _lines))}"
             f"<h4>Pods without policy</h4>{table(rows.pod_gaps(ns))}{invalid}"
@@ -155,7 +156,7 @@ def _namespaces(data: ReportData) -> str:
 
 def _evidence(data: ReportData) -> str:
     link = _links(data)
-    unused_note = "" if data.evidence.rule_usage_known else " (rule-level usage is only known in files mode)"
+    unused_note = "" if data.evidence.rule_usage_known else UNKNOWN_USAGE_NOTE
     parts = [
         ("Top denied connections", table(rows.top_denied(data, link), "top-denied")),
         ("Unexpected drops and allows", table(rows.unexpected(data, link), "unexpected")),

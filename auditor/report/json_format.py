@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from auditor.model.decision import KNP_KIND
 from auditor.model.findings import Finding
-from auditor.report.data import NamespaceReport, PolicyReport, ReportData
+from auditor.report.data import NamespaceReport, PolicyChange, PolicyReport, ReportData
 from auditor.report.fmt import time_or_none
 
 NS_PER_S = 1_000_000_000
@@ -93,9 +94,17 @@ def _evidence(data: ReportData) -> dict[str, Any]:
         "rule_usage_known": e.rule_usage_known,
         "policy_hits": [{"policy": h.policy, "allowed": h.allowed, "dropped": h.dropped,
                          "isolating_hits": h.isolating_hits} for h in e.policy_hits],
-        "policy_changes": [{"time": time_or_none(c.time_ns), "type": c.change_type, "namespace": c.namespace,
-                            "name": c.name, "revision": c.revision} for c in e.changes],
+        "policy_changes": [_change(c) for c in e.changes],
     }
+
+
+def _change(c: PolicyChange) -> dict[str, Any]:
+    """A policy change; `kind` only for Cilium's kinds (a NetworkPolicy change reads as it always did)."""
+    change: dict[str, Any] = {"time": time_or_none(c.time_ns), "type": c.change_type, "namespace": c.namespace,
+                              "name": c.name, "revision": c.revision}
+    if c.kind != KNP_KIND:
+        change["kind"] = c.kind
+    return change
 
 
 def document(data: ReportData) -> dict[str, Any]:
@@ -104,6 +113,7 @@ def document(data: ReportData) -> dict[str, Any]:
         "schema_version": data.schema_version,
         "title": data.title,
         "generated_at": time_or_none(data.generated_at_ns),
+        "auditor_version": data.auditor_version or None,
         "source": {"mode": data.source, "detail": data.source_detail},
         "namespaces_filter": list(data.namespaces_filter),
         "posture": {"available": data.posture_available, "note": data.posture_note},

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from auditor.report import rows
 from auditor.report.data import NamespaceReport, ReportData
-from auditor.report.fmt import NONE, time_text
+from auditor.report.fmt import NONE, UNKNOWN_USAGE_NOTE, generated_text, plural, time_text
 
 _SPECIAL = set("\\`*_[]|#")
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -52,8 +52,8 @@ def _header(data: ReportData) -> list[str]:
     lines = [f"# {md(data.title)}", "",
              f"- Source: {md(data.source)} ({md(data.source_detail) or NONE})",
              f"- Window: {time_text(c.window_from_ns)} to {time_text(c.window_to_ns)}"]
-    if data.generated_at_ns:
-        lines.append(f"- Generated: {time_text(data.generated_at_ns)}")
+    if data.generated_at_ns or data.auditor_version:
+        lines.append(f"- Generated: {generated_text(data.generated_at_ns, data.auditor_version)}")
     if data.namespaces_filter:
         lines.append(f"- Namespaces: {', '.join(md(n) for n in data.namespaces_filter)}")
     lines.append(f"- Posture: {md(data.posture_note) or 'from the cluster state given'}")
@@ -84,7 +84,8 @@ def _namespace(data: ReportData, ns: NamespaceReport) -> list[str]:
     deny_in = md(", ".join(ns.default_deny_ingress)) or "none"
     deny_out = md(", ".join(ns.default_deny_egress)) or "none"
     return [f"### {md(ns.name)}", "",
-            f"{ns.pods} pods; isolated for ingress {ns.ingress_isolated}, for egress {ns.egress_isolated}; "
+            f"{plural(ns.pods, 'pod')}; isolated for ingress {ns.ingress_isolated}, "
+            f"for egress {ns.egress_isolated}; "
             f"default deny ingress: {deny_in}, egress: {deny_out}.", "",
             "**Policies**", "", *table(rows.policies(ns, "; ".join)),
             "**Pods without policy**", "", *table(rows.pod_gaps(ns)),
@@ -107,7 +108,7 @@ def _namespaces(data: ReportData) -> list[str]:
 
 def _evidence(data: ReportData) -> list[str]:
     ref = _ids(data)
-    unused_note = "" if data.evidence.rule_usage_known else " (rule-level usage is only known in files mode)"
+    unused_note = "" if data.evidence.rule_usage_known else UNKNOWN_USAGE_NOTE
     return ["## 5. Runtime evidence", "",
             "**Top denied connections**", "", *table(rows.top_denied(data, ref)),
             "**Unexpected drops and allows**", "", *table(rows.unexpected(data, ref)),

@@ -153,7 +153,7 @@ def unused(data: ReportData) -> Table:
 
 def changes(data: ReportData) -> Table:
     return (("Time", "Change", "Policy", "Revision"),
-            [(time_text(c.time_ns), c.change_type, f"{c.namespace}/{c.name}", c.revision)
+            [(time_text(c.time_ns), c.change_type, c.policy, c.revision)
              for c in data.evidence.changes])
 
 

@@ -6,6 +6,8 @@ import abc
 from collections.abc import Collection, Iterable, Sequence
 from types import TracebackType
 
+from auditor.model.decision import KNP_KIND
+from auditor.model.delta import AnalysisDelta
 from auditor.model.events import LostEvents
 from auditor.model.findings import Finding, FindingKey, FindingKind
 from auditor.store.records import (
@@ -15,6 +17,7 @@ from auditor.store.records import (
     Coverage,
     PolicyChangeRecord,
     RetentionResult,
+    RuleHitRow,
     StoredFinding,
     StoreSnapshot,
 )
@@ -32,14 +35,26 @@ class Store(abc.ABC):
 
     url: str
 
+    # --- one analysis delta -----------------------------------------------------------------
+    @abc.abstractmethod
+    def apply(self, delta: AnalysisDelta, *, now_ns: int | None = None) -> list[Finding]:
+        """Write one `AnalysisDelta` in one transaction (all of it or, on error, none); return the
+        findings that were not open before.
+
+        Runtime findings merge with the stored ones by the model's rule; static findings, when the
+        delta has them, replace the stored ones (missing ones are resolved at `now_ns`); counters add
+        to their hours; windows, gaps and policy changes are recorded as their own methods do.
+        """
+
     # --- findings ---------------------------------------------------------------------------
     @abc.abstractmethod
     def upsert_findings(self, findings: Iterable[Finding]) -> list[Finding]:
         """Merge findings by key in one transaction; return those that were not open before.
 
-        Counts add up, first_seen is the earliest non-zero, last_seen the latest; message, severity,
-        policies, pod, peer, sample and details come from the most recently seen one.  A resolved
-        finding that shows up again is reopened and returned as new.
+        The stored finding is merged with the incoming one by the model's one rule
+        (`auditor.model.findings.merge_findings`: counts add, the highest severity and the first
+        sample stay, message, pod and peer come from the incoming one).  A resolved finding that shows
+        up again is reopened and returned as new.
         """
 
     @abc.abstractmethod
@@ -106,6 +121,11 @@ class Store(abc.ABC):
         restrict the rows summed (an empty collection matches nothing).
         """
 
+    @abc.abstractmethod
+    def rule_hits(self, since_ns: int, until_ns: int) -> list[RuleHitRow]:
+        """Flows per rule (and per isolating policy) over the hours starting in [hour_floor(since),
+        until), and the hours for which rule hits were recorded (rows with an empty kind)."""
+
     # --- coverage ---------------------------------------------------------------------------
     @abc.abstractmethod
     def record_window(
@@ -131,9 +151,14 @@ class Store(abc.ABC):
     # --- policy history ---------------------------------------------------------------------
     @abc.abstractmethod
     def record_policy_change(
-        self, time_ns: int, change_type: str, namespace: str, name: str, revision: str, spec_json: str
+        self, time_ns: int, change_type: str, namespace: str, name: str, revision: str, spec_json: str,
+        *, kind: str = KNP_KIND,
     ) -> bool:
-        """Append to the history; False when this (namespace, name, revision, type) is already there."""
+        """Append to the history; False when this (kind, namespace, name, revision, type) is already there.
+
+        `kind` is the policy's kind (NetworkPolicy, CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy;
+        `namespace` "" for the last).
+        """
 
     @abc.abstractmethod
     def policy_changes(

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from auditor.model.decision import KNP_KIND
 from auditor.model.findings import Finding, FindingKind, Severity
 
 _K = TypeVar("_K")
@@ -117,15 +118,18 @@ class Coverage:
 
 @dataclass(frozen=True, slots=True)
 class PolicyChangeRecord:
-    """One NetworkPolicy change with the time it took effect."""
+    """One policy change (NetworkPolicy or Cilium's kinds) with the time it took effect."""
 
     time_ns: int
     change_type: str
     """ADDED, MODIFIED or DELETED (model.k8s.ChangeType values)."""
     namespace: str
+    """"" for a CiliumClusterwideNetworkPolicy."""
     name: str
     revision: str
     spec_json: str
+    kind: str = KNP_KIND
+    """NetworkPolicy, CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy (model.decision *_KIND)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +141,11 @@ class RetentionResult:
     gaps: int = 0
     findings: int = 0
     policy_changes: int = 0
+    rule_hits: int = 0
 
     @property
     def total(self) -> int:
-        return self.counters + self.windows + self.gaps + self.findings + self.policy_changes
+        return self.counters + self.windows + self.gaps + self.findings + self.policy_changes + self.rule_hits
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +185,18 @@ def _tally(pairs: Iterable[tuple[_K, int]]) -> dict[_K, int]:
     for key, count in pairs:
         totals[key] += count
     return dict(totals)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHitRow:
+    """Flows one rule decided over a window (`Store.rule_hits`).  `rule` is the rule's path
+    (`RuleMatch.path`), "" with direction "" for denied flows the policy isolated.  A row with an
+    empty `kind` is an hour (`hour_ns`) for which rule hits were recorded, `count` its flows."""
+
+    hour_ns: int
+    kind: str
+    namespace: str
+    name: str
+    direction: str
+    rule: str
+    count: int

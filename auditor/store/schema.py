@@ -109,6 +109,38 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX policy_changes_time ON policy_changes (time_ns)",
         ),
     ),
+    # A unique constraint cannot be altered in SQLite: the table is rebuilt, rows copied in id order
+    # (new ids, same order) and every existing row is a NetworkPolicy's.
+    Migration(
+        4,
+        "policy history keyed by kind too (NetworkPolicy, CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy)",
+        (
+            """CREATE TABLE policy_changes_v4 (
+                id {id}, time_ns BIGINT NOT NULL, change_type TEXT NOT NULL,
+                kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, revision TEXT NOT NULL,
+                spec_json TEXT NOT NULL,
+                UNIQUE (kind, namespace, name, revision, change_type))""",
+            """INSERT INTO policy_changes_v4 (time_ns, change_type, kind, namespace, name, revision, spec_json)
+                SELECT time_ns, change_type, 'NetworkPolicy', namespace, name, revision, spec_json
+                FROM policy_changes ORDER BY id""",
+            "DROP TABLE policy_changes",
+            "ALTER TABLE policy_changes_v4 RENAME TO policy_changes",
+            "CREATE INDEX policy_changes_time ON policy_changes (time_ns)",
+        ),
+    ),
+    # Per-hour rule hits (see sql_rules): `rule` is a rule's path, "" for a policy that isolated a
+    # denied flow; the row with an empty kind counts the judged flows of the hour and marks the hour
+    # as recorded, so a report can tell "no rule matched" from "rule hits were not recorded".
+    Migration(
+        5,
+        "per-hour rule hit counters (rule usage in store-mode reports)",
+        (
+            """CREATE TABLE rule_hits (
+                hour_ns BIGINT NOT NULL, kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                direction TEXT NOT NULL, rule TEXT NOT NULL, count BIGINT NOT NULL,
+                PRIMARY KEY (hour_ns, kind, namespace, name, direction, rule))""",
+        ),
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -128,11 +128,13 @@ def coverage(tx: Executor, since_ns: int, until_ns: int) -> Coverage:
 def record_policy_change(tx: Executor, record: PolicyChangeRecord) -> bool:
     return (
         tx.run(
-            "INSERT INTO policy_changes (time_ns, change_type, namespace, name, revision, spec_json) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, name, revision, change_type) DO NOTHING",
+            "INSERT INTO policy_changes (time_ns, change_type, kind, namespace, name, revision, spec_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (kind, namespace, name, revision, change_type) DO NOTHING",
             (
                 record.time_ns,
                 record.change_type,
+                record.kind,
                 record.namespace,
                 record.name,
                 record.revision,
@@ -157,7 +159,7 @@ def policy_changes(
         where.append(in_clause("namespace", namespaces))
         params.extend(namespaces)
     sql = (
-        "SELECT time_ns, change_type, namespace, name, revision, spec_json FROM policy_changes "
+        "SELECT time_ns, change_type, namespace, name, revision, spec_json, kind FROM policy_changes "
         f"WHERE {' AND '.join(where)} ORDER BY time_ns, id"
     )
     return [PolicyChangeRecord(*row) for row in tx.query(sql, params)]
@@ -178,7 +180,8 @@ def apply_retention(tx: Executor, cutoff_ns: int) -> RetentionResult:
         policy_changes=tx.run(
             "DELETE FROM policy_changes WHERE time_ns < ? AND (change_type = 'DELETED' OR time_ns < "
             "(SELECT MAX(p.time_ns) FROM policy_changes p "
-            "WHERE p.namespace = policy_changes.namespace AND p.name = policy_changes.name))",
+            "WHERE p.kind = policy_changes.kind AND p.namespace = policy_changes.namespace "
+            "AND p.name = policy_changes.name))",
             (cutoff_ns,),
         ),
     )

@@ -1,13 +1,12 @@
-"""Findings in SQL: upsert by aggregate key, filtered reads, resolving static findings."""
+"""Findings in SQL: merge by aggregate key (the model's one rule), static findings replaced, filtered reads."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from auditor.errors import StoreError
-from auditor.model.findings import Finding, FindingKey, FindingKind, Severity
+from auditor.model.findings import Finding, FindingKey, FindingKind, Severity, merge_findings
 from auditor.store.records import FindingStatus, StoredFinding
 from auditor.store.schema import Dialect, Executor, Row
 
@@ -17,43 +16,17 @@ _COLUMNS = (
     "status", "resolved_at_ns",
 )  # fmt: skip
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM findings"
-_LATEST_WINS = ("severity", "pod", "peer", "message", "policies", "details", "sample_flow")
-"""Columns taken from whichever side was seen last (ties go to the incoming finding)."""
 
 
-def _upsert_sql() -> str:
-    newer = "excluded.last_seen_ns >= findings.last_seen_ns"
-    updates = [f"{col} = CASE WHEN {newer} THEN excluded.{col} ELSE findings.{col} END" for col in _LATEST_WINS]
-    updates += [
-        "count = findings.count + excluded.count",
-        "first_seen_ns = CASE WHEN findings.first_seen_ns = 0 OR (excluded.first_seen_ns <> 0 AND "
-        "excluded.first_seen_ns < findings.first_seen_ns) "
-        "THEN excluded.first_seen_ns ELSE findings.first_seen_ns END",
-        "last_seen_ns = CASE WHEN excluded.last_seen_ns > findings.last_seen_ns "
-        "THEN excluded.last_seen_ns ELSE findings.last_seen_ns END",
-        "status = excluded.status",
-        "resolved_at_ns = 0",
-    ]
+def _replace_sql() -> str:
+    """Insert, or overwrite every column of the row with the same key (the caller merged already)."""
+    updates = ", ".join(f"{col} = excluded.{col}" for col in _COLUMNS[1:])
     marks = ", ".join("?" for _ in _COLUMNS)
-    return (
-        f"INSERT INTO findings ({', '.join(_COLUMNS)}) VALUES ({marks}) "
-        f"ON CONFLICT (key) DO UPDATE SET {', '.join(updates)}"
-    )
+    return (f"INSERT INTO findings ({', '.join(_COLUMNS)}) VALUES ({marks}) "
+            f"ON CONFLICT (key) DO UPDATE SET {updates}")
 
 
-_UPSERT = _upsert_sql()
-
-
-def merge(old: Finding, new: Finding) -> Finding:
-    """The in-memory twin of the SQL upsert, for duplicates inside one batch."""
-    latest = new if new.last_seen_ns >= old.last_seen_ns else old
-    firsts = [t for t in (old.first_seen_ns, new.first_seen_ns) if t]
-    return dataclasses.replace(
-        latest,
-        count=old.count + new.count,
-        first_seen_ns=min(firsts) if firsts else 0,
-        last_seen_ns=max(old.last_seen_ns, new.last_seen_ns),
-    )
+_REPLACE = _replace_sql()
 
 
 def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -70,21 +43,53 @@ def in_clause(column: str, values: Collection[object]) -> str:
     return f"{column} IN ({marks(len(values))})" if values else "1 = 0"
 
 
-def upsert(tx: Executor, dialect: Dialect, findings: Iterable[Finding]) -> list[Finding]:
-    """Merge a batch; the findings (merged within the batch) that were not open before."""
+def _batch(findings: Iterable[Finding]) -> dict[str, Finding]:
+    """Findings by key string, duplicates inside the batch merged in order by the model's rule."""
     batch: dict[str, Finding] = {}
     for finding in findings:
         key = finding.key.as_string()
         previous = batch.get(key)
-        batch[key] = finding if previous is None else merge(previous, finding)
+        batch[key] = finding if previous is None else merge_findings(previous, finding)
+    return batch
+
+
+def _stored(tx: Executor, dialect: Dialect, keys: Sequence[str]) -> dict[str, StoredFinding]:
+    stored: dict[str, StoredFinding] = {}
+    for part in chunks(keys, dialect.max_params):
+        for row in tx.query(f"{_SELECT} WHERE key IN ({marks(len(part))})", part):
+            stored[row[0]] = _from_row(row)
+    return stored
+
+
+def upsert(tx: Executor, dialect: Dialect, findings: Iterable[Finding]) -> list[Finding]:
+    """Merge a batch into the stored findings by the model's one rule (`merge_findings`: the stored
+    finding is the older); a resolved finding that shows up again is reopened.  Returns the batch's
+    findings whose key was not open before."""
+    batch = _batch(findings)
     if not batch:
         return []
-    already_open: set[str] = set()
-    for part in chunks(list(batch), dialect.max_params):
-        sql = f"SELECT key FROM findings WHERE status = 'open' AND key IN ({marks(len(part))})"
-        already_open.update(row[0] for row in tx.query(sql, part))
-    tx.run_many(_UPSERT, (_to_row(key, finding) for key, finding in batch.items()))
-    return [finding for key, finding in batch.items() if key not in already_open]
+    stored = _stored(tx, dialect, list(batch))
+    rows, new = [], []
+    for key, finding in batch.items():
+        old = stored.get(key)
+        merged = finding if old is None else merge_findings(old.finding, finding)
+        if old is None or not old.is_open:
+            new.append(finding)
+        rows.append(_to_row(key, merged))
+    tx.run_many(_REPLACE, rows)
+    return new
+
+
+def replace_static(tx: Executor, dialect: Dialect, findings: Iterable[Finding], kinds: Collection[FindingKind],
+                   now_ns: int) -> list[Finding]:
+    """The static findings of a full evaluation replace the stored ones (counts do not add up); open
+    ones of `kinds` not in it are resolved.  Returns those that were not open before."""
+    batch = _batch(findings)
+    stored = _stored(tx, dialect, list(batch)) if batch else {}
+    new = [f for key, f in batch.items() if key not in stored or not stored[key].is_open]
+    tx.run_many(_REPLACE, (_to_row(key, finding) for key, finding in batch.items()))
+    resolve_missing(tx, kinds, batch, now_ns)
+    return new
 
 
 def _to_row(key: str, f: Finding) -> tuple[object, ...]:

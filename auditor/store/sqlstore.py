@@ -11,9 +11,12 @@ import abc
 import time
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 
+from auditor.model.decision import KNP_KIND
+from auditor.model.delta import AnalysisDelta, policy_column
 from auditor.model.findings import Finding, FindingKey, FindingKind
-from auditor.store import sql_data, sql_findings
+from auditor.store import sql_data, sql_findings, sql_rules
 from auditor.store.base import STATIC_KINDS, Store
 from auditor.store.records import (
     DEFAULT_JOIN_NS,
@@ -22,10 +25,20 @@ from auditor.store.records import (
     Coverage,
     PolicyChangeRecord,
     RetentionResult,
+    RuleHitRow,
     StoredFinding,
     StoreSnapshot,
 )
 from auditor.store.schema import Dialect, Executor, current_version
+
+
+def _change_record(time_ns: int, change_type: str, namespace: str, name: str, revision: str, spec_json: str,
+                   kind: str) -> PolicyChangeRecord:
+    """A history record; the policy's kind goes with it once the history has a kind column."""
+    if "kind" in PolicyChangeRecord.__dataclass_fields__:
+        return PolicyChangeRecord(time_ns, change_type, namespace, name, revision, spec_json,
+                                  kind=kind)  # type: ignore[call-arg,unused-ignore]
+    return PolicyChangeRecord(time_ns, change_type, namespace, name, revision, spec_json)
 
 
 class SqlStore(Store):
@@ -38,6 +51,29 @@ class SqlStore(Store):
         Write transactions are serialised; read transactions see one consistent state.  Driver
         errors come out as StoreError naming the database and `operation`.
         """
+
+    def apply(self, delta: AnalysisDelta, *, now_ns: int | None = None) -> list[Finding]:
+        now = time.time_ns() if now_ns is None else now_ns
+        with self._transaction("apply analysis delta", write=True) as tx:
+            new = sql_findings.upsert(tx, self.dialect, delta.findings)
+            if delta.static is not None:
+                new += sql_findings.replace_static(tx, self.dialect, delta.static, STATIC_KINDS, now)
+            if delta.counts:
+                sql_data.add_counts(tx, (
+                    CounterRow(row.hour_ns, row.namespace, "", row.verdict, row.direction,
+                               policy_column(row.policy) if row.policy else "", row.count)
+                    for row in delta.counts))
+            if delta.rule_hits:
+                sql_rules.add(tx, delta.rule_hits)
+            for from_ns, to_ns in delta.windows:
+                sql_data.record_window(tx, from_ns, to_ns, "hubble", DEFAULT_JOIN_NS)
+            for gap in delta.gaps:
+                sql_data.record_gap(tx, gap.from_ns, gap.to_ns, gap.reason, gap.lost_count)
+            for change in delta.policy_changes:
+                sql_data.record_policy_change(tx, _change_record(
+                    change.time_ns, change.change_type, change.namespace, change.name, change.revision,
+                    change.manifest, change.kind))
+            return new
 
     def upsert_findings(self, findings: Iterable[Finding]) -> list[Finding]:
         with self._transaction("upsert findings", write=True) as tx:
@@ -89,6 +125,10 @@ class SqlStore(Store):
         with self._transaction("read counters", write=False) as tx:
             return sql_data.counts(tx, since_ns, until_ns, tuple(group_by), namespaces, verdicts)
 
+    def rule_hits(self, since_ns: int, until_ns: int) -> list[RuleHitRow]:
+        with self._transaction("read rule hits", write=False) as tx:
+            return sql_rules.select(tx, since_ns, until_ns)
+
     def record_window(
         self, from_ns: int, to_ns: int, source: str = "hubble", *, join_ns: int = DEFAULT_JOIN_NS
     ) -> None:
@@ -104,9 +144,10 @@ class SqlStore(Store):
             return sql_data.coverage(tx, since_ns, until_ns)
 
     def record_policy_change(
-        self, time_ns: int, change_type: str, namespace: str, name: str, revision: str, spec_json: str
+        self, time_ns: int, change_type: str, namespace: str, name: str, revision: str, spec_json: str,
+        *, kind: str = KNP_KIND,
     ) -> bool:
-        record = PolicyChangeRecord(time_ns, change_type, namespace, name, revision, spec_json)
+        record = PolicyChangeRecord(time_ns, change_type, namespace, name, revision, spec_json, kind)
         with self._transaction("record policy change", write=True) as tx:
             return sql_data.record_policy_change(tx, record)
 
@@ -124,7 +165,8 @@ class SqlStore(Store):
         if max_age_ns <= 0:
             raise ValueError(f"retention max age must be positive, got {max_age_ns} ns")
         with self._transaction("apply retention", write=True) as tx:
-            return sql_data.apply_retention(tx, now_ns - max_age_ns)
+            result = sql_data.apply_retention(tx, now_ns - max_age_ns)
+            return replace(result, rule_hits=sql_rules.retention(tx, now_ns - max_age_ns))
 
     def snapshot(self) -> StoreSnapshot:
         with self._transaction("snapshot", write=False) as tx:
