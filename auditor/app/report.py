@@ -24,6 +24,7 @@ from auditor.findings.session import AnalysisOptions
 from auditor.findings.static import static_findings
 from auditor.kube.manifests import load_manifests
 from auditor.model.cilium import CiliumNetworkPolicy
+from auditor.model.decision import KNP_KIND
 from auditor.model.delta import policy_key
 from auditor.model.findings import Finding, Severity
 from auditor.model.k8s import NetworkPolicy
@@ -193,13 +194,15 @@ def _add_hit(hits: dict[tuple[str, str, str], tuple[int, int]], key: tuple[str, 
 
 
 def _history_changes(history: ClusterHistory, window: tuple[int, int]) -> list[PolicyChange]:
-    """Policy changes of every kind in the window (PolicyChange does not carry the kind yet)."""
+    """Policy changes of every kind in the window, with their kind."""
     changes = []
     for change in history.changes_between(window[0], window[1], policies_only=True):
         policy = change.obj
         assert isinstance(policy, NetworkPolicy | CiliumNetworkPolicy)
         revision = policy.resource_version or (str(policy.generation) if policy.generation else "")
-        changes.append(PolicyChange(change.time_ns, change.type.value, policy.namespace, policy.name, revision))
+        kind = policy.kind.value if isinstance(policy, CiliumNetworkPolicy) else KNP_KIND
+        changes.append(PolicyChange(change.time_ns, change.type.value, policy.namespace, policy.name, revision,
+                                    kind=kind))
     return changes
 
 
@@ -234,7 +237,8 @@ def store_inputs(options: ReportOptions) -> ReportInputs:
     return ReportInputs(
         findings=findings, completeness=completeness, source="store", source_detail=options.store or "",
         state=state, posture_note=note, flows_by_verdict=verdicts, policy_hits=_store_hits(rows), usage=usage,
-        changes=[PolicyChange(r.time_ns, r.change_type, r.namespace, r.name, r.revision) for r in records],
+        changes=[PolicyChange(r.time_ns, r.change_type, r.namespace, r.name, r.revision, kind=r.kind)
+                 for r in records],
         namespaces=options.namespaces, generated_at_ns=options.generated_at_ns,
         policy_enforcement=options.policy_enforcement,
     )

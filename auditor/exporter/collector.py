@@ -31,7 +31,7 @@ from auditor.model.events import LostEventSource, NodeState
 from auditor.model.flows import Direction, Verdict
 
 SKIP_REASONS = ("reply", "not-decision", "health", "dns-response", "unresolved", "deduplicated", "other-drop",
-                "undecided-fqdn")
+                "undecided-fqdn", "undecided-not-modelled")
 """auditor_flows_skipped_total reasons exported from the start (an unknown one reads "other")."""
 BAD_FLOW_REASONS = ("analysis", "decode", "ignored", "time")
 """auditor_bad_flows_total reasons exported from the start."""
