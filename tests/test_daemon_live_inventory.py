@@ -79,3 +79,13 @@ class TestLiveInventory:
             "metadata": {"name": "deny", "namespace": "shop"}, "spec": {"podSelector": {}},
         })
         _wait(lambda: "NetworkPolicy" in seen)
+
+    def test_a_status_only_write_is_counted_as_unchanged(self, api: KubeAPI, inventory: LiveInventory) -> None:
+        """A write that changes only status auditor does not read is counted, and is no new state."""
+        _wait(inventory.ready)
+        revision = inventory.history.latest().revision
+        body = _pod_with_ip("api-1", "10.0.0.1", app="api")
+        body["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}]
+        api.put("pods", body)
+        _wait(lambda: inventory.history.unchanged == 1)
+        assert inventory.history.latest().revision == revision

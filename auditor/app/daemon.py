@@ -112,6 +112,7 @@ class Daemon:
             "flows_skipped": skipped_flows(stats),
             "findings_overflow": self.analyzer.findings_overflow,
             "errors": dict(self.analyzer.errors),
+            "inventory_unchanged_writes": self.inventory.history.unchanged,
         }
         return build_snapshot(pipeline, source=self.source.stats, inventory=self.inventory.status(),
                               store=self.store.snapshot(), hubble_up=True if self.lossless else None)

@@ -49,6 +49,12 @@ class LockedHistory:
         with self._lock:
             return self._history.prune(now_ns)
 
+    @property
+    def unchanged(self) -> int:
+        """Writes that changed nothing auditor reads (status-only updates, heartbeats), not kept as states."""
+        with self._lock:
+            return self._history.unchanged
+
 
 class Inventory:
     """Cluster state for the daemon: history, readiness and status for the exporter."""

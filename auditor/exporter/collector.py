@@ -165,6 +165,11 @@ SCALARS: tuple[tuple[str, Literal["counter", "gauge"], str, str], ...] = (
         "Flows whose findings were not kept because the finding key limit was reached.", "findings_overflow",
     ),
     (
+        "auditor_inventory_unchanged_writes_total", "counter",
+        "Inventory writes that changed nothing auditor reads (status updates, node heartbeats).",
+        "inventory_unchanged_writes",
+    ),
+    (
         "auditor_inventory_last_sync_timestamp_seconds", "gauge",
         "Time of the last complete inventory sync (Unix seconds).", "inventory_last_sync_timestamp_seconds",
     ),

@@ -182,6 +182,9 @@ class MetricsSnapshot:
     inventory_served: Mapping[str, bool] = field(default_factory=_empty)
     """auditor_inventory_served, key resource: False while the API server does not serve it (an
     optional CRD, Cilium's, not installed; `kube.stats.ResourceStatus.served`)."""
+    inventory_unchanged_writes: int = 0
+    """auditor_inventory_unchanged_writes_total: inventory writes that changed nothing auditor reads
+    (kubelet status, node heartbeats), counted and not kept as history states."""
     inventory_last_sync_timestamp_seconds: float = 0.0
     """auditor_inventory_last_sync_timestamp_seconds: last full list (0 = never)."""
     invalid_objects: Mapping[str, int] = field(default_factory=_empty)
