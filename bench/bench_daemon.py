@@ -8,15 +8,20 @@ FORWARDED pod-to-pod flows the demo policies allow (frontend -> api, api -> db, 
 `--drop-share` of drops (DNS denied, probes blocked, legacy -> db), each with its own uuid and time.
 The daemon judges them against the demo manifests.  Feeder on core 1, daemon on core 0.
 
-Stages:
-  1. baseline: HubbleClient alone (parse + convert), h2 feeder -> this process: the foundation's
-     ingest rate, measured now on the same flows (the goal is the daemon >= 2/3 of it)
-  2. daemon at full speed, h2 feeder (bench/h2feeder.py, never the bottleneck)
-  3. daemon at full speed, ReplayServer (what `auditor replay-server` runs) in its own process
-  4. daemon paced at --paced-share of stage 2's rate (at most PACED_MAX) by a feeder that stamps each
-     flow with the time it is sent, so the lag histogram means something (stages 2-3 send pre-stamped
-     flows).  Like Hubble Relay, it sends one message per HTTP/2 DATA frame, which costs the client
-     far more per flow than the h2 feeder's packed frames: compare CPU per flow, not only flows/s.
+Stages (--stages, comma-separated):
+  0. the transport ceiling, measured now: ../shared/perf/bench_grpc.py --servers h2raw --variants
+     rawh2-e2e,st-e2e (a minimal HTTP/2 reader, and grpcio single-threaded; needs psutil: --perf-python);
+     every rate below is also printed as a ratio of rawh2-e2e
+  1. HubbleClient alone, h2 feeder -> this process: light (what one daemon process reads) and raw (the
+     reader of --workers N: receive, decode, resume de-duplication, keep the bytes)
+  2. daemon --workers 1 at full speed, h2 feeder (bench/h2feeder.py, never the bottleneck)
+  2w. the same with --workers N (--workers, default 2); flows come from --nodes nodes (8), round robin
+  3. daemon --workers 1 at full speed, ReplayServer (what `auditor replay-server` runs) in its own process
+  4. daemon --workers N paced at --paced-share of the sustained rate (at most PACED_MAX) by a feeder
+     that stamps each flow with the time it is sent, so the lag histogram means something (stages 2-3
+     send pre-stamped flows).  Like Hubble Relay, it sends one message per HTTP/2 DATA frame, which
+     costs the client far more per flow than the h2 feeder's packed frames: compare CPU per flow.
+  4k. the same paced at 1,000 flows/s, --workers 1 and N: CPU per flow at a typical node's rate
   5. scrape time with 10,000 series: bench/bench_scrape.py
 
 Per daemon stage: sustained flows/s (auditor_flows_processed_total between 10% and 90% of the run),
@@ -53,6 +58,24 @@ conditions, nine or ten runs each:
   (2.6 us); the difference is inside the correlator, mostly the per-decision rule hits other work added the
   same day (a dataclasses.replace and rule_hit_keys per judged outcome).  Stage 1 (client alone):
   51.7k/s against 46.4k/s.
+Issue 14 (worker processes), 2026-12-04, the same shared machine (load 2.5-11 from other sessions' work),
+200,000 flows, 10% drops, 8 nodes, --pin, three runs (run 2 lost its 2w stage, see below):
+  0 ceiling rawh2-e2e 95k / 185k / 212k/s (st-e2e grpcio single-threaded 41k / 87k / 86k: 41-47% of it)
+  1 HubbleClient light 30.5k / 46.0k / 50.1k/s; raw (the pool's reader) 41.3k / 86.5k / 86.0k/s
+  2 --workers 1: 21.9k / 29.6k / 29.4k/s (23% / 16% / 14% of the ceiling), 33.2-33.6 us CPU a flow
+  2w --workers 2: 29.1k / (crashed) / 35.4k/s (1.33x / - / 1.20x of stage 2), 40-41 us CPU a flow, with
+    6-8k of 200k dropped (the workers fell behind at the start); run 2's daemon aborted in grpc
+    (ev_epoll1_linux.cc: epoll_wait error: Bad file descriptor) right after starting its workers
+  4 --workers 2 paced 10k/s: lag p50 7.4 / 5.5 ms, p99 167 / 50 ms, 88-94 us CPU a flow
+  4k paced 1k/s: --workers 1 13.4-16.5% of a core (134-165 us a flow), lag p99 46 ms; --workers 2
+    26.5-35.5% (265-355 us a flow), lag p99 9.9 ms
+One process is bounded by grpcio itself: st-e2e (receive, parse, read the classifier fields, nothing else)
+is 41-47% of the ceiling, so 65% cannot be reached in one process through grpcio.  The pool's reader
+(receive + decode + resume, ~12 us a flow) reaches 41-47% of the ceiling; each worker ~23 us a flow in
+process (conversion ~9, correlator ~10, session ~4), so two cores hold at most ~57k/s (1.9x) for
+this design even when nobody else uses them.  At 1k/s the cost is idle machinery (the queue's 10 ms poll,
+grpc's threads, the paced feeder's one message per frame), not the flows.
+
 The GIL contention was the largest cost: with the analysis thread waiting for the GIL while the reader
 ran, each of grpcio's per-message GIL releases woke it on the other core for nothing (~27,000 voluntary
 context switches/s), so the two threads used ~40 us of CPU per flow against ~29 us now.
@@ -103,9 +126,15 @@ def templates() -> tuple[list[bytes], list[bytes]]:
     return forwarded, dropped
 
 
+NODES = 8
+"""Nodes the synthetic flows are spread over (round robin), as in a Relay's stream (workers split by node)."""
+
+
 def stamp(index: int, time_ns: int) -> bytes:
-    """Serialized fields that, appended to a template, set its uuid and times (protobuf merge)."""
+    """Serialized fields that, appended to a template, set its uuid, node and times (protobuf merge)."""
     flow = flow_pb2.Flow(uuid=f"bench-{index:09d}")
+    if NODES > 1:
+        flow.node_name = f"demo-worker-{index % NODES}"
     flow.time.FromNanoseconds(time_ns)
     response = observer_pb2.GetFlowsResponse(flow=flow)
     response.time.FromNanoseconds(time_ns)
@@ -292,14 +321,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_daemon(address: str, workdir: Path, count: int, timeout: float) -> list[Sample]:
-    """`auditor run` against `address` until `count` flows are received and accounted for."""
+def run_daemon(address: str, workdir: Path, count: int, timeout: float, workers: int) -> list[Sample]:
+    """`auditor run --workers N` against `address` until `count` flows are received and accounted for."""
     port = free_port()
-    command = [sys.executable, "-m", "auditor", "run", "--manifests", str(DEMO / "cluster.yaml"),
+    command = [sys.executable, "-m", "auditor", "run", "--workers", str(workers),
+               "--manifests", str(DEMO / "cluster.yaml"),
                "--hubble-server", address, "--store", f"sqlite:{workdir / 'bench.db'}",
                "--metrics-address", f"127.0.0.1:{port}", "--log-format", "json", "--log-level", "warning"]
     log = (workdir / "daemon.log").open("wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda: pin(0))
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                               preexec_fn=lambda: pin(0, PIN and workers == 1))
     base, samples = f"http://127.0.0.1:{port}", []
     deadline = time.monotonic() + timeout
     try:
@@ -309,7 +340,7 @@ def run_daemon(address: str, workdir: Path, count: int, timeout: float) -> list[
                 received, processed, dropped, lag = scrape(base)
             except OSError:
                 continue
-            cpu, rss, _peak = proc_usage(process.pid)
+            cpu, rss, _peak = tree_usage(process.pid)
             samples.append(Sample(time.monotonic(), received, processed, dropped, lag, cpu, rss,
                                   thread_usage(process.pid)))
             if received >= count and processed + dropped >= received:
@@ -325,14 +356,33 @@ def run_daemon(address: str, workdir: Path, count: int, timeout: float) -> list[
     return samples
 
 
+def tree_usage(pid: int) -> tuple[float, int, int]:
+    """proc_usage of a process and its children (the analysis workers), added."""
+    total = [0.0, 0, 0]
+    for one in (pid, *children(pid)):
+        try:
+            usage = proc_usage(one)
+        except (OSError, ValueError):
+            continue
+        total = [a + b for a, b in zip(total, usage, strict=True)]
+    return total[0], int(total[1]), int(total[2])
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def _final(pid: int, samples: list[Sample]) -> Sample:
     last = samples[-1]
-    cpu, _rss, peak = proc_usage(pid)
+    cpu, _rss, peak = tree_usage(pid)
     return Sample(last.at, last.received, last.processed, last.dropped, last.lag, cpu, peak, last.threads)
 
 
-def report(label: str, samples: list[Sample], count: int, lag: bool) -> float:
-    """Print one stage's numbers; returns the sustained rate."""
+def report(label: str, samples: list[Sample], count: int, lag: bool, ceiling: float = 0.0) -> float:
+    """Print one stage's numbers (with the ratio to the ceiling when known); returns the sustained rate."""
     *run, final = samples
     if not run or run[-1].processed + run[-1].dropped < count * 0.9:
         print(f"{label:<44} did not finish: {run[-1] if run else 'no scrape'}")
@@ -346,78 +396,122 @@ def report(label: str, samples: list[Sample], count: int, lag: bool) -> float:
     end = run[-1]
     lag_text = (f"lag p50 {quantile(0.5, end.lag) * 1000:7.1f} ms p99 {quantile(0.99, end.lag) * 1000:7.1f} ms"
                 if lag else "lag n/a (pre-stamped flows)")
-    print(f"{label:<44} {rate:>9,.0f} flows/s analysed ({received:,.0f}/s received)  cpu {cpu * 100:4.0f}%  "
+    ratio = f" ({rate / ceiling:.0%} of the ceiling)" if ceiling else ""
+    per_flow = (f"  {cpu / rate * 1e6:.1f} us CPU/flow ({cpu / rate * 1000 * 100:.1f}% of a core at 1k/s)"
+                if rate else "")
+    print(f"{label:<44} {rate:>9,.0f} flows/s analysed{ratio} ({received:,.0f}/s received)  "
+          f"cpu {cpu * 100:4.0f}%{per_flow}  "
           f"peak RSS {final.rss_kib / 1024:5.0f} MiB  dropped {end.dropped:>7,.0f} of {end.received:,.0f}  "
           f"{lag_text}\n{'':<44} {thread_split(first, last, seconds)}", flush=True)
     return rate
 
 
-def baseline(address: str, count: int) -> float:
-    """HubbleClient alone on this process's core: received and converted flows per second."""
+def ceiling(perf_python: str, runs: int) -> tuple[float, float]:
+    """(rawh2-e2e, st-e2e) medians from ../shared/perf (the transport ceiling, measured now), or (0, 0)."""
+    import json
+
+    script = ROOT.parent / "shared/perf/bench_grpc.py"
+    if not script.exists():
+        print("0 ceiling: ../shared/perf not found", flush=True)
+        return 0.0, 0.0
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        done = subprocess.run([perf_python, str(script), "--servers", "h2raw", "--variants", "rawh2-e2e,st-e2e",
+                               "--runs", str(runs), "--json", out.name], capture_output=True, text=True,
+                              cwd=script.parent, check=False)
+        rows = json.loads(Path(out.name).read_text() or "[]") if done.returncode == 0 else []
+    medians = {row["variant"]: row["median"] for row in rows}
+    raw, st = medians.get("rawh2-e2e", 0.0), medians.get("st-e2e", 0.0)
+    if not raw:
+        print(f"0 ceiling: bench_grpc.py failed (needs psutil, see --perf-python): {done.stderr[-300:]}",
+              flush=True)
+    else:
+        print(f"{'0 ceiling: rawh2-e2e (shared/perf)':<44} {raw:>9,.0f} flows/s   "
+              f"st-e2e (grpcio single-threaded) "
+              f"{st:,.0f}/s ({st / raw:.0%})", flush=True)
+    return raw, st
+
+
+def baseline(address: str, count: int, raw: bool, top: float) -> float:
+    """HubbleClient alone on this process's core: received and converted flows per second (raw: the
+    reader of `--workers N`, which only decodes and routes)."""
     from auditor.hubble.client import HubbleClient
     from auditor.hubble.config import HubbleConfig
 
-    client = HubbleClient(HubbleConfig(server=address, stall_timeout=0))
+    client = HubbleClient(HubbleConfig(server=address, stall_timeout=0), light=True, raw=raw)
     received, started = 0, time.perf_counter()
     for _event in client.events():
         received += 1
         if received >= count:
             client.close()
     rate = received / (time.perf_counter() - started)
-    print(f"{'1 HubbleClient alone (h2 feeder)':<44} {rate:>9,.0f} flows/s", flush=True)
+    ratio = f" ({rate / top:.0%} of the ceiling)" if top else ""
+    label = "1 HubbleClient alone, raw (the pool's reader)" if raw else "1 HubbleClient alone (light)"
+    print(f"{label:<44} {rate:>9,.0f} flows/s{ratio}", flush=True)
     return rate
 
 
 def stage(label: str, feeder: Callable[..., None], args: tuple[Any, ...], count: int, lag: bool,
-          timeout: float) -> float:
+          timeout: float, workers: int = 1, top: float = 0.0) -> float:
     process, address = start_feeder(feeder, *args)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-daemon-") as workdir:
-            return report(label, run_daemon(address, Path(workdir), count, timeout), count, lag)
+            return report(label, run_daemon(address, Path(workdir), count, timeout, workers), count, lag, top)
     finally:
         process.terminate()
 
 
 def main() -> None:
+    global PIN, NODES
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200_000, help="flows per stage")
     parser.add_argument("--drop-share", type=float, default=0.1, help="share of dropped flows")
-    parser.add_argument("--paced-share", type=float, default=0.5, help="stage 4 rate / stage 2 rate")
+    parser.add_argument("--paced-share", type=float, default=0.5, help="stage 4 rate / the sustained rate")
     parser.add_argument("--paced-rate", type=float, default=0,
-                        help=f"stage 4 rate (default: --paced-share of stage 2, at most {PACED_MAX:,})")
+                        help=f"stage 4 rate (default: --paced-share of stage 2w, at most {PACED_MAX:,})")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per stage")
-    parser.add_argument("--stages", default="1,2,3,4,5", help="comma-separated stage numbers to run")
+    parser.add_argument("--stages", default="0,1,2,2w,3,4,4k,5", help="comma-separated stages to run")
+    parser.add_argument("--workers", type=int, default=2, help="--workers of stages 2w, 4 and 4k")
+    parser.add_argument("--nodes", type=int, default=8, help="nodes the flows are spread over")
     parser.add_argument("--pin", action="store_true", help="pin feeders to core 1, client/daemon to core 0")
+    parser.add_argument("--perf-python", default=sys.executable,
+                        help="the Python that runs ../shared/perf/bench_grpc.py (needs psutil)")
+    parser.add_argument("--ceiling-runs", type=int, default=1)
     args = parser.parse_args()
-    global PIN
-    PIN = args.pin
-    stages = {int(number) for number in args.stages.split(",")}
+    PIN, NODES = args.pin, args.nodes
+    stages = set(args.stages.split(","))
     print(f"cpu {os.cpu_count()}  load average {os.getloadavg()[0]:.2f}  flows/stage {args.count:,}  "
-          f"drops {args.drop_share:.0%}  pinned {PIN}", flush=True)
+          f"drops {args.drop_share:.0%}  nodes {NODES}  pinned {PIN}", flush=True)
     common = (args.count, args.drop_share, PIN)
-    base_rate = full = 0.0
-    if 1 in stages:
-        feeder, address = start_feeder(feeder_h2, *common)
-        pin(0)
-        base_rate = baseline(address, args.count)
-        feeder.terminate()
-        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-    if 2 in stages:
-        full = stage("2 daemon, h2 feeder, full speed", feeder_h2, common, args.count, False, args.timeout)
-    if 3 in stages:
-        stage("3 daemon, ReplayServer process, full speed", feeder_replay, common, args.count, False,
-              args.timeout)
-    if 4 in stages:
-        paced_rate = args.paced_rate or min(PACED_MAX, max(100.0, full * args.paced_share))
+    top = ceiling(args.perf_python, args.ceiling_runs)[0] if "0" in stages else 0.0
+    one = many = 0.0
+    if "1" in stages:
+        for raw in (False, True):
+            feeder, address = start_feeder(feeder_h2, *common)
+            pin(0)
+            baseline(address, args.count, raw, top)
+            feeder.terminate()
+            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    if "2" in stages:
+        one = stage("2 daemon --workers 1, h2 feeder", feeder_h2, common, args.count, False, args.timeout,
+                    1, top)
+    if "2w" in stages:
+        many = stage(f"2w daemon --workers {args.workers}, h2 feeder", feeder_h2, common, args.count, False,
+                     args.timeout, args.workers, top)
+    if one and many:
+        print(f"workers: {many / one:.2f}x the single process", flush=True)
+    if "3" in stages:
+        stage("3 daemon --workers 1, ReplayServer process", feeder_replay, common, args.count, False,
+              args.timeout, 1, top)
+    if "4" in stages:
+        paced_rate = args.paced_rate or min(PACED_MAX, max(100.0, (many or one) * args.paced_share))
         paced_count = min(args.count, int(paced_rate * 30))
-        stage(f"4 daemon, stamping feeder paced {paced_rate:,.0f}/s", feeder_stamping,
-              (paced_count, args.drop_share, PIN, paced_rate), paced_count, True, args.timeout)
-    if base_rate and full:
-        goal = base_rate * 2 / 3
-        verdict = "meets" if full >= goal else "MISSES"
-        print(f"goal: >= 2/3 of the client's ingest = {goal:,.0f} flows/s; the daemon does {full:,.0f} "
-              f"({full / base_rate:.0%} of it): {verdict} the goal", flush=True)
-    if 5 in stages:
+        stage(f"4 daemon --workers {args.workers}, paced {paced_rate:,.0f}/s", feeder_stamping,
+              (paced_count, args.drop_share, PIN, paced_rate), paced_count, True, args.timeout, args.workers)
+    if "4k" in stages:
+        for workers in (1, args.workers):
+            stage(f"4k daemon --workers {workers}, paced 1,000/s", feeder_stamping,
+                  (20_000, args.drop_share, PIN, 1000.0), 20_000, True, args.timeout, workers)
+    if "5" in stages:
         print("5 scrape with 10,000 series (bench/bench_scrape.py):", flush=True)
         subprocess.run([sys.executable, str(ROOT / "bench/bench_scrape.py"), "--series", "10000",
                         "--repeat", "10"], check=False)

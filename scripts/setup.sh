@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs auditor and its development tools into ./.venv; with --system also the servers the
-# tests drive for real (Prometheus/promtool, Chromium, kubectl) from Debian's packages; with
+# tests drive for real (Prometheus/promtool, Chromium, kubectl, PostgreSQL) from Debian's packages; with
 # --runtime only auditor and what it needs to run (no dev tools: what scripts/demo.sh uses).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,8 @@ if [[ $want_system -eq 1 ]]; then
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+    # The store suite runs on a real PostgreSQL server too (tests/pg_support.py starts a throwaway one).
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
     if [[ ${#missing[@]} -gt 0 ]]; then
         if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
             echo "setup: installing ${missing[*]} from Debian packages" >&2

@@ -22,14 +22,16 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy" / "kubernetes"
 BASE = DEPLOY / "base"
-OVERLAYS = ("relay", "relay-tls", "node")
+OVERLAYS = ("relay", "relay-tls", "node", "node-postgres", "relay-sharded")
 RELAY_OVERLAYS = ("relay", "relay-tls")
+POSTGRES_OVERLAYS = ("node-postgres", "relay-sharded")
+"""Overlays whose store is the shared PostgreSQL database (URL and password from the Secret auditor-store)."""
 NAMESPACE = "auditor"
 POD_LABELS = {"app.kubernetes.io/name": "auditor"}
 METRICS_PORT = 9967
 UID = 65532
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
-WORKLOAD_KINDS = {"Deployment", "DaemonSet"}
+WORKLOAD_KINDS = {"Deployment", "DaemonSet", "StatefulSet"}
 
 Doc = dict[str, Any]
 

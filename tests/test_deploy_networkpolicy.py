@@ -27,10 +27,14 @@ DNS = {
 }
 APISERVER = {(("cidr", "0.0.0.0/0", ()), "TCP", 443), (("cidr", "0.0.0.0/0", ()), "TCP", 6443)}
 RELAY = {(("pods", KUBE_SYSTEM, (("k8s-app", "hubble-relay"),)), "TCP", 4245)}
+AUDITOR_DB = (("kubernetes.io/metadata.name", "auditor-db"),)
+POSTGRES = {(("pods", AUDITOR_DB, (("app.kubernetes.io/name", "postgresql"),)), "TCP", 5432)}
 EXPECTED_EGRESS = {
     "relay": DNS | APISERVER | RELAY,
     "relay-tls": DNS | APISERVER | RELAY,
     "node": DNS | APISERVER,
+    "node-postgres": DNS | APISERVER | POSTGRES,
+    "relay-sharded": DNS | APISERVER | RELAY | POSTGRES,
 }
 
 Peer = tuple[str, object, tuple[object, ...]]

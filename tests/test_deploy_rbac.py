@@ -105,7 +105,7 @@ class TestBinding:
     def test_pods_use_auditor_serviceaccount(self, overlay: str) -> None:
         """The workload runs as the bound ServiceAccount."""
         docs = render(overlay)
-        workloads = [d for d in docs if d["kind"] in {"Deployment", "DaemonSet"}]
+        workloads = [d for d in docs if d["kind"] in {"Deployment", "DaemonSet", "StatefulSet"}]
         assert [w["spec"]["template"]["spec"]["serviceAccountName"] for w in workloads] == ["auditor"]
 
 

@@ -8,6 +8,7 @@ import pytest
 from tests.deploy_support import (
     METRICS_PORT,
     OVERLAYS,
+    POSTGRES_OVERLAYS,
     RELAY_OVERLAYS,
     UID,
     Doc,
@@ -127,7 +128,11 @@ class TestVolumes:
         writable = [m["mountPath"] for m in _mounts(docs).values() if not m.get("readOnly", False)]
         assert writable == [STORE]
         assert {"persistentVolumeClaim", "emptyDir"} & set(_volumes(docs)["store"])
-        assert env(docs)["AUDITOR_STORE"]["value"] == f"sqlite://{STORE}/auditor.db"
+        store = env(docs)["AUDITOR_STORE"]
+        if overlay in POSTGRES_OVERLAYS:  # the database URL comes from the Secret
+            assert store["valueFrom"]["secretKeyRef"] == {"name": "auditor-store", "key": "url"}
+        else:
+            assert store["value"] == f"sqlite://{STORE}/auditor.db"
 
     @pytest.mark.parametrize(("overlay", "optional"), [("relay", True), ("relay-tls", False)])
     def test_relay_tls_secret_mount(self, overlay: str, optional: bool) -> None:

@@ -73,11 +73,12 @@ class TestFilesMode:
 class TestEdgeCases:
     @pytest.mark.parametrize("fmt", ["html", "markdown", "json", "csv"])
     def test_empty_cluster_renders(self, fmt: str, tmp_path: Path) -> None:
-        """No objects and no flows: every format renders; JSON says there is nothing to score."""
+        """No objects and no flows (with --allow-empty): every format renders; JSON has nothing to score."""
         (tmp_path / "empty.yaml").write_text("")
         (tmp_path / "empty.jsonl").write_text("")
         out = tmp_path / f"r.{fmt}"
-        args = ["report", "--manifests", str(tmp_path / "empty.yaml"), "--flows", str(tmp_path / "empty.jsonl")]
+        args = ["report", "--manifests", str(tmp_path / "empty.yaml"), "--flows", str(tmp_path / "empty.jsonl"),
+                "--allow-empty"]
         assert main([*args, "--format", fmt, "--output", str(out), "--fail-on", "info"]) == 0
         if fmt == "json":
             assert json.loads(out.read_text())["summary"]["score"] is None

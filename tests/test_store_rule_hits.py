@@ -57,7 +57,7 @@ class TestStore:
         path = str(tmp_path / "a.db")
         SqliteStore(path, migrations=MIGRATIONS[:4]).close()
         with SqliteStore(path) as store:
-            assert store.schema_version() == 5
+            assert store.schema_version() == MIGRATIONS[-1].version
             assert store.rule_hits(0, 2**62) == []
 
 

@@ -17,6 +17,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from auditor.exporter.collector import SKIP_REASONS
 from auditor.exporter.snapshot import LagHistogram
@@ -37,6 +38,9 @@ from auditor.model.flows import Flow
 from auditor.model.k8s import Change, KubeObject
 from auditor.policy.state import ClusterState
 from auditor.store import Store
+
+if TYPE_CHECKING:
+    from auditor.app.workers import PoolSession
 
 _log = get_logger("auditor.findings")
 
@@ -78,7 +82,7 @@ class Analyzer:
         *,
         store: Store,
         clock_ns: Callable[[], int],
-        session: AnalysisSession | None = None,
+        session: AnalysisSession | PoolSession | None = None,
         correlator: Correlator | None = None,
         latest_state: Callable[[], ClusterState] | None = None,
         options: AnalysisOptions | None = None,
@@ -91,7 +95,7 @@ class Analyzer:
             options = options or AnalysisOptions(enforce_node_traffic=enforce_node_traffic,
                                                  max_findings=max_findings)
             session = AnalysisSession(_Latest(latest_state), options, correlator=correlator,
-                                      manifest=policy_manifest, prune=True)
+                                      manifest=policy_manifest, prune=True, keep_connections=True)
         self.session = session
         self.correlator = session.correlator
         self.store = store
@@ -111,6 +115,10 @@ class Analyzer:
         """The delta a failed flush could not write (merged into the next)."""
         self.flushed_flows = 0
         """Flows whose counters are in the store."""
+        self.flows_handled = 0
+        """Flows handed to the session, analysed or counted bad (the exit accounting's "analysed")."""
+        self._connections_overflow = 0
+        """Judged flows whose distinct connection was not kept (the session's key bound), as last logged."""
 
     @property
     def bad_flows(self) -> Counter[str]:
@@ -138,6 +146,7 @@ class Analyzer:
     def handle(self, event: object) -> None:
         """One event from the queue; a flow that cannot be analysed is counted and skipped."""
         if isinstance(event, Flow):
+            self.flows_handled += 1
             reason = self._flow(event)
             if reason:
                 self._log_bad(reason, event)
@@ -203,6 +212,10 @@ class Analyzer:
         for from_ns, to_ns in outages:
             self.session.outage(from_ns, to_ns)
         delta = self.session.delta()
+        overflow = self.session.connections_overflow
+        if overflow > self._connections_overflow:  # once per flush at most, and only when it grew
+            self._connections_overflow = overflow
+            _log.warning("connections_overflow", flows=overflow)
         for error in self.session.static_errors:
             self.count_error("static", error)
         self.session.static_errors.clear()

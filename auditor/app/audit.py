@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.errors import InputError
+from auditor.app.inputs import require_flows, require_objects
+from auditor.errors import InputError, InvalidObjectError
 from auditor.findings.aggregate import ordered
 from auditor.findings.correlate import Correlator, CorrelatorStats, Decider
 from auditor.findings.session import AnalysisOptions, AnalysisSession
@@ -49,6 +50,8 @@ class AuditOptions:
     cidr_match_nodes: bool = False
     keep: Callable[[Any], bool] | None = None
     """Only flows it keeps are analysed (the CLI's flow filters, a predicate on flow_pb2.Flow)."""
+    allow_empty: bool = False
+    """Flow files without a usable flow, or manifests without an object, are no error."""
 
     @property
     def analysis(self) -> AnalysisOptions:
@@ -81,6 +84,8 @@ class AuditSummary:
     """Flows the analysis skipped, by reason (time outside 1970..2262, analysis error)."""
     flow_files: int = 0
     """Flow files given; 0 for a static lint of the manifests, whose summary has no flow statistics."""
+    invalid_objects: tuple[InvalidObjectError, ...] = ()
+    """Policies skipped because the API server or Cilium would reject them (one error per bad field)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +180,11 @@ def run_audit(options: AuditOptions, on_new: Callable[[Finding], None] | None = 
     sees each runtime finding key's first finding as it appears.
     """
     inputs = load_cluster_inputs(options.manifests, options.cluster_events)
-    analysis = analyse_files(inputs.history(), options.analysis, options.flows, keep=options.keep,
-                             on_new=on_new)
+    require_objects(options.manifests, len(inputs.objects) + len(inputs.changes),
+                    allow_empty=options.allow_empty)
+    history = inputs.history()
+    analysis = analyse_files(history, options.analysis, options.flows, keep=options.keep, on_new=on_new)
+    require_flows(options.flows, analysis.source.stats, allow_empty=options.allow_empty)
     stats = analysis.session.stats
     source = analysis.source
     summary = AuditSummary(
@@ -198,6 +206,7 @@ def run_audit(options: AuditOptions, on_new: Callable[[Finding], None] | None = 
         ignored_events=source.stats.ignored_events,
         bad_flows=dict(analysis.session.bad_flows),
         flow_files=len(options.flows),
+        invalid_objects=tuple(history.latest().invalid),
     )
     return AuditResult(findings=analysis.findings, summary=summary, counts=analysis.delta.counts)
 
@@ -228,6 +237,7 @@ def result_json(result: AuditResult) -> str:
         "findings_overflow": s.overflow,
         "objects": s.objects,
         "cluster_events": s.cluster_events,
+        "invalid_objects": [{"object": e.ref, "field": e.field, "error": e.reason} for e in s.invalid_objects],
     }
     document = {"findings": [finding_json(f) for f in result.findings], "summary": summary}
     return json.dumps(document, indent=2, sort_keys=False)
@@ -275,6 +285,19 @@ def finding_line(f: Finding, output: str = "table") -> str:
 
 
 def _summary_lines(s: AuditSummary) -> list[str]:
+    return [*_flow_summary_lines(s), *invalid_lines(s.invalid_objects)]
+
+
+def invalid_lines(errors: Sequence[InvalidObjectError]) -> list[str]:
+    """The skipped invalid policies, one line per offending field (nothing when there are none)."""
+    if not errors:
+        return []
+    objects = len({e.ref for e in errors})
+    return [f"invalid objects skipped: {objects} (the API server or Cilium would reject them; their rules "
+            "are not in force here)", *(f"  {e}" for e in errors)]
+
+
+def _flow_summary_lines(s: AuditSummary) -> list[str]:
     if not s.flow_files:
         return [f"static lint of {s.objects} manifest objects and {s.cluster_events} cluster events: "
                 "no flow files given, so no flow statistics"]

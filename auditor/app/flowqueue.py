@@ -16,6 +16,7 @@ from auditor.errors import ConfigError
 from auditor.hubble.source import FlowSource
 from auditor.log import LOG_AT, get_logger
 from auditor.model.events import FlowEvent
+from auditor.model.flows import Flow
 
 END_OF_STREAM = object()
 """Put after the source's last event, so the analysis knows nothing more will come."""
@@ -61,12 +62,15 @@ class FlowQueue:
         self._lock = threading.Lock()
         self.dropped = 0
         """Events dropped because the queue was full (exported as auditor_queue_dropped_total)."""
+        self.dropped_flows = 0
+        """The flows among them (the exit accounting)."""
 
     def offer(self, item: Item) -> bool:
         """Enqueue without waiting; a full queue drops the item and counts it."""
         if len(self._items) >= self.maxsize:
             with self._lock:
                 self.dropped += 1
+                self.dropped_flows += type(item) is Flow
             return False
         self._append(item)
         return True
@@ -89,6 +93,10 @@ class FlowQueue:
             return False
         self._append(item)
         return True
+
+    def put_over(self, item: Item) -> None:
+        """Enqueue even past `maxsize` (by one): the event a stopping reader already read."""
+        self._items.append(item)
 
     def put_end(self, timeout: float = 10.0) -> bool:
         """Enqueue END_OF_STREAM, waiting up to `timeout` s for the analysis to make room."""
@@ -126,6 +134,10 @@ class FlowQueue:
     def __len__(self) -> int:
         return len(self._items)
 
+    def flows_left(self) -> int:
+        """Flows still queued (the exit accounting: received = analysed + queued + dropped)."""
+        return sum(1 for item in list(self._items) if type(item) is Flow)
+
 
 _ROOM_POLL_S = 0.001
 """How often a blocked producer looks for room (file sources only: live events are never blocked)."""
@@ -146,13 +158,16 @@ def pump(
     """
     try:
         for event in source.events():
-            if stop.is_set():
-                break
+            # The source counted `event` as received: it is queued (or, live, counted dropped) before
+            # any stop is obeyed, so received = analysed + queued + dropped holds at exit.
             if lossless:
                 if not flow_queue.put(event, stop):
+                    flow_queue.put_over(event)
                     break
             elif not flow_queue.offer(event) and flow_queue.dropped in LOG_AT:
                 _log.warning("queue_overflow", dropped=flow_queue.dropped, size=flow_queue.maxsize)
+            if stop.is_set():
+                break
     except Exception as exc:
         on_fatal(exc)
     finally:

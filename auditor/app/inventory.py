@@ -14,12 +14,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from auditor.app.audit import load_cluster_inputs
+from auditor.app.settings import RunSettings
 from auditor.kube.client import DEFAULT_RESOURCES, RESOURCES, resource_of
 from auditor.kube.stats import InventoryStatus, ResourceStatus
 from auditor.kube.watch import InventoryWatcher
-from auditor.model.k8s import Change
+from auditor.log import get_logger
+from auditor.model.k8s import Change, ChangeType, KubeObject
 from auditor.policy.history import ClusterHistory
 from auditor.policy.state import ClusterState
+
+_log = get_logger("auditor.inventory")
+POLICY_RESOURCES = frozenset({"networkpolicies", "ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies",
+                              "ciliumcidrgroups"})
+"""Resources whose objects the cluster state validates (an invalid one is kept in history, not in force)."""
 
 
 class LockedHistory:
@@ -91,15 +98,32 @@ class LiveInventory(Inventory):
     def __init__(self, history: ClusterHistory, make_watcher: Callable[[Callable[[Change], None]],
                                                                          InventoryWatcher]) -> None:
         super().__init__(history, InventoryStatus({}))
+        self._invalid: Counter[str] = Counter()
+        self._invalid_lock = threading.Lock()
         self.watcher = make_watcher(self._receive)
 
     def _receive(self, change: Change) -> None:
-        if self.watcher.synced(resource_of(change.obj)):
+        resource = resource_of(change.obj)
+        if self.watcher.synced(resource):
             self.history.apply(change)
         else:
             self.history.apply_initial(change)
             change = replace(change, time_ns=0)
+        if resource in POLICY_RESOURCES and change.type is not ChangeType.DELETED:
+            self._count_invalid(resource, change.obj)
         self.on_change(change)
+
+    def _count_invalid(self, resource: str, obj: KubeObject) -> None:
+        """A policy the state skipped as invalid (kept in history, not in force) counts in
+        auditor_invalid_objects_total like an object the API sent undecodable, and is logged."""
+        namespace = getattr(obj, "namespace", "")
+        ref = f"{RESOURCES[resource].kind} {namespace}/{obj.name}" if namespace else \
+            f"{RESOURCES[resource].kind} {obj.name}"
+        errors = [str(e) for e in self.history.latest().invalid if e.ref == ref]
+        if errors:
+            with self._invalid_lock:
+                self._invalid[resource] += 1
+            _log.warning("inventory_invalid_object", kind=RESOURCES[resource].kind, error="; ".join(errors))
 
     def start(self) -> None:
         self.watcher.start()
@@ -111,7 +135,19 @@ class LiveInventory(Inventory):
         return self.watcher.ready
 
     def status(self) -> InventoryStatus:
-        return self.watcher.status()
+        status = self.watcher.status()
+        with self._invalid_lock:
+            invalid = dict(self._invalid)
+        if not invalid:
+            return status
+        resources = dict(status.resources)
+        for resource, count in invalid.items():
+            if resource in resources:
+                current = resources[resource]
+                kind = RESOURCES[resource].kind
+                merged = {**current.invalid_objects, kind: current.invalid_objects.get(kind, 0) + count}
+                resources[resource] = replace(current, invalid_objects=merged)
+        return InventoryStatus(resources)
 
     def prune(self, now_ns: int) -> int:
         return self.history.prune(now_ns)
@@ -155,6 +191,15 @@ def _fixed_status(resource: str, now_ns: int, objects: int, invalid: int) -> Res
         resource=resource, up=True, synced=True, resource_version="", last_sync_time_ns=now_ns, objects=objects,
         relists=0, errors=0, events={}, invalid_objects={kind: invalid} if invalid else {},
     )
+
+
+def worker_history(settings: RunSettings) -> LockedHistory:
+    """A worker process's own history: the same manifests rebuilt, or empty for the parent to feed
+    with the live watch's changes (`auditor.app.worker`)."""
+    window_ns = int(settings.history_window * 1e9)
+    if settings.manifests:
+        return manifest_inventory(settings.manifests, settings.cluster_events or None, window_ns).history
+    return LockedHistory(ClusterHistory(window_ns=window_ns))
 
 
 def live_inventory(*, kubeconfig: str | None, context: str | None, window_ns: int) -> Inventory:

@@ -7,7 +7,6 @@ daemon recorded; the posture comes from `--manifests` or a one-shot listing of t
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -16,6 +15,7 @@ from types import MappingProxyType
 
 from auditor import __version__
 from auditor.app.audit import HISTORY_WINDOW_NS, analyse_files, flows_by_verdict, load_cluster_inputs
+from auditor.app.inputs import require_flows, require_objects
 from auditor.app.suggest import hint, namespace_names
 from auditor.app.whatif_report import with_whatif_section
 from auditor.errors import ConfigError, InputError
@@ -36,11 +36,9 @@ from auditor.report.fmt import plural
 from auditor.report.posture import PolicyHits
 from auditor.report.render import render
 from auditor.report.usage import RuleUsage, RuleUsageRecorder
-from auditor.store import open_store
+from auditor.store import open_store, require_existing_store
 from auditor.store.base import Store
 from auditor.store.records import CounterRow
-from auditor.store.sqlite import MEMORY
-from auditor.store.url import sqlite_path
 
 EXIT_FAIL_ON = 3
 """Exit code when --fail-on finds findings of that severity or worse."""
@@ -75,6 +73,8 @@ class ReportOptions:
     whatif_proposed: tuple[str, ...] = ()
     """A proposal to add an `auditor whatif` section for (app/whatif_report.py)."""
     whatif_replace_policies: bool = False
+    allow_empty: bool = False
+    """Flow files without a usable flow, or manifests without an object, are no error."""
 
     @property
     def analysis(self) -> AnalysisOptions:
@@ -112,7 +112,19 @@ def run_report(options: ReportOptions) -> ReportOutcome:
         except OSError as exc:
             raise InputError(f"cannot write the report: {exc.strerror}", path=options.output) from exc
     failing = _failing(data.findings, options.fail_on)
-    return ReportOutcome(data, text, EXIT_FAIL_ON if failing else 0, failing, _unknown_namespaces(inputs))
+    warnings = (*_input_warnings(inputs), *_unknown_namespaces(inputs))
+    return ReportOutcome(data, text, EXIT_FAIL_ON if failing else 0, failing, warnings)
+
+
+def _input_warnings(inputs: ReportInputs) -> tuple[str, ...]:
+    """Skipped input reaches stderr too, not only the report's completeness section."""
+    warnings = []
+    skipped = inputs.completeness.skipped_lines
+    if skipped:
+        warnings.append(f"{skipped} flow lines skipped as unusable (see the completeness section)")
+    if inputs.state is not None:
+        warnings.extend(f"invalid object skipped: {error}" for error in inputs.state.invalid)
+    return tuple(warnings)
 
 
 def _unknown_namespaces(inputs: ReportInputs) -> tuple[str, ...]:
@@ -150,11 +162,14 @@ def files_inputs(options: ReportOptions) -> ReportInputs:
     if not options.manifests:
         raise ConfigError("--flows needs --manifests (the cluster state the flows are judged against)")
     inputs = load_cluster_inputs(options.manifests, options.cluster_events)
+    require_objects(options.manifests, len(inputs.objects) + len(inputs.changes),
+                    allow_empty=options.allow_empty)
     history = inputs.history()
     recorder = RuleUsageRecorder(options.analysis.engine())
     lo = options.from_ns if options.from_ns is not None else 0
     hi = options.to_ns if options.to_ns is not None else 2**63
     analysis = analyse_files(history, options.analysis, options.flows, engine=recorder, window=(lo, hi))
+    require_flows(options.flows, analysis.source.stats, allow_empty=options.allow_empty)
     state = history.latest()
     stats = analysis.session.stats
     window = (options.from_ns if options.from_ns is not None else stats.first_ns,
@@ -212,7 +227,7 @@ def _history_changes(history: ClusterHistory, window: tuple[int, int]) -> list[P
 def store_inputs(options: ReportOptions) -> ReportInputs:
     """What the daemon recorded, plus the current posture."""
     state, note = posture(options)
-    _require_existing_store(options.store or "")
+    require_existing_store(options.store or "")
     with open_store(options.store or "") as store:
         since, until = _store_window(store, options)
         ns = options.namespaces
@@ -255,15 +270,6 @@ def store_usage(store: Store, since: int, until: int) -> RuleUsage | None:
     rules = {(r.namespace, r.name, r.direction, r.rule, r.kind): r.count for r in hits if r.kind and r.rule}
     isolating = {(r.namespace, r.name, r.kind): r.count for r in hits if r.kind and not r.rule}
     return RuleUsage(MappingProxyType(rules), MappingProxyType(isolating))
-
-
-def _require_existing_store(url: str) -> None:
-    """A report reads a store the daemon wrote: a mistyped path must not create an empty one."""
-    if url.partition(":")[0].lower() != "sqlite":
-        return
-    path = sqlite_path(url)
-    if path != MEMORY and not os.path.exists(path):
-        raise InputError("no such store file (auditor run creates it; check --store)", path=path)
 
 
 def _store_window(store: Store, options: ReportOptions) -> tuple[int, int]:

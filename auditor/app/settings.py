@@ -82,24 +82,41 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("tls-client-key-file", "Client key for mTLS to Hubble Relay.", ""),
     Option("tls-server-name", "Server name to verify, e.g. instance.hubble-relay.cilium.io.", ""),
     Option("node-name", "Only flows observed on this node (node mode).", ""),
-    Option("flows", "Read flows from these files instead of Hubble.", [], "list"),
+    Option("instance", "This writer's identity in a shared store (counters, coverage and gaps are kept per "
+           "writer; a second live writer with the same identity is refused); default: the node name in node "
+           "mode, else the pod name ($POD_NAME, else the host name).", ""),
+    Option("shards", "Relay mode split across N daemons: each asks Relay only for the nodes of its shard "
+           "(a stable hash of the node name).", 1, "int", minimum=1),
+    Option("shard", "This daemon's shard, 0..shards-1; default: the ordinal of a StatefulSet pod name "
+           "(auditor-2 -> 2).", -1, "int", minimum=-1),
+    Option("flows", "Read flows from these files instead of Hubble; when they end the daemon keeps serving "
+           "/metrics and the store (stop it with SIGTERM), unless --exit-at-end.", [], "list"),
+    Option("exit-at-end", "With --flows: flush and exit 0 once the files are analysed (a batch run) instead "
+           "of serving on.", False, "bool"),
     Option("manifests", "Read cluster state from these files/dirs instead of the API.", [], "list"),
     Option("cluster-events", "With --manifests: timestamped changes (JSON lines).", ""),
     Option("kubeconfig", "Kubeconfig file (default: in-cluster, then ~/.kube/config).", ""),
     Option("context", "Kubeconfig context.", ""),
     Option("store", "Findings store URL.", "sqlite:///var/lib/auditor/auditor.db"),
+    Option("store-password-file", "PostgreSQL store: a file holding the database password (a mounted "
+           "Secret), used when the URL has none.", ""),
     Option("metrics-address", "Listen address for /metrics, /healthz and /readyz.", "0.0.0.0:9967"),
     Option("log-format", "Log format; auto = console on a TTY, JSON otherwise.", "auto", "choice",
            ("auto", "json", "console")),
     Option("log-level", "Minimum log level.", "info", "choice",
            ("debug", "info", "warning", "error")),
     Option("queue-size", "Flows buffered between the Hubble reader and analysis.", 10000, "int"),
+    Option("workers", "Analysis processes, flows split between them by node; 0 = the cores this "
+           "container may use.", 1, "int", minimum=0),
     Option("history-window", "How long policy history is kept in memory for flow-time decisions.",
            "24h", "duration", nonzero=True),
     Option("retention", "How long the store keeps counters, gaps and resolved findings.", "30d", "duration",
            nonzero=True),
     Option("stall-timeout", "Report the Hubble stream as stalled after this long without data.",
            "60s", "duration"),
+    Option("hubble-max-message-bytes", "gRPC receive limit for one Hubble message; a larger one is "
+           "re-requested with a limit that fits it (up to 64 MiB), past that skipped and counted.",
+           4 * 1024 * 1024, "int", minimum=65536),
     Option("enforce-node-traffic", "Judge node-to-pod traffic by policy (Cilium host firewall / "
            "enforcement mode always).", False, "bool"),
     Option("policy-enforcement", "Cilium's policy-enforcement mode: default (isolated when a policy selects), "
@@ -115,7 +132,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
 
 
 HUBBLE_OPTION_NAMES = ("hubble-server", "tls", "tls-ca-cert-files", "tls-client-cert-file",
-                       "tls-client-key-file", "tls-server-name", "stall-timeout")
+                       "tls-client-key-file", "tls-server-name", "stall-timeout",
+                       "hubble-max-message-bytes")
 """The Hubble connection settings `run`, `record` and `demo` share (one table, one parser, one type)."""
 HUBBLE_OPTIONS = tuple(o for o in RUN_OPTIONS if o.name in HUBBLE_OPTION_NAMES)
 
@@ -263,6 +281,7 @@ class HubbleSettings:
     tls_client_key_file: str = ""
     tls_server_name: str = ""
     stall_timeout: float = 60.0
+    hubble_max_message_bytes: int = 4 * 1024 * 1024
 
     def __post_init__(self) -> None:
         check_hubble_address(self.hubble_server)
@@ -276,6 +295,7 @@ class HubbleSettings:
             tls_client_cert_file=self.tls_client_cert_file, tls_client_key_file=self.tls_client_key_file,
             tls_server_name=self.tls_server_name, allow_filters=tuple(allow_filters),
             deny_filters=tuple(deny_filters), stall_timeout=self.stall_timeout,
+            max_message_bytes=self.hubble_max_message_bytes,
         )
 
     @classmethod
@@ -294,16 +314,23 @@ class RunSettings:
 
     hubble: HubbleSettings
     node_name: str = ""
+    instance: str = ""
+    shards: int = 1
+    shard: int = -1
     flows: tuple[str, ...] = ()
+    exit_at_end: bool = False
     manifests: tuple[str, ...] = ()
     cluster_events: str = ""
     kubeconfig: str = ""
     context: str = ""
     store: str = "sqlite:///var/lib/auditor/auditor.db"
+    store_password_file: str = ""
     metrics_address: str = "0.0.0.0:9967"
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: str = "info"
     queue_size: int = 10000
+    workers: int = 1
+    """Analysis processes (1: in the daemon's own process; 0: the cores this container may use)."""
     history_window: float = 86400.0
     retention: float = 30 * 86400.0
     enforce_node_traffic: bool = False
@@ -313,8 +340,17 @@ class RunSettings:
     flush_interval: float = 5.0
 
     def __post_init__(self) -> None:
+        if self.exit_at_end and not self.flows:
+            raise ConfigError("--exit-at-end needs --flows (a live Hubble stream does not end)")
         if self.cluster_events and not self.manifests:
             raise ConfigError("--cluster-events needs --manifests (the state the events change)")
+        if self.shards > 1 and self.node_name:
+            raise ConfigError("--shards splits relay mode by node; node mode (--node-name) reads one node")
+        if self.shards > 1 and self.flows:
+            raise ConfigError("--shards splits a live Hubble Relay stream; it does not apply to --flows")
+        if self.shard >= self.shards:
+            raise ConfigError(f"--shard {self.shard} is out of range for --shards {self.shards} "
+                              f"(0..{self.shards - 1})")
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> RunSettings:

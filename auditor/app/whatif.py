@@ -1,10 +1,10 @@
 """`auditor whatif`: re-judge every recorded connection under proposed policies, offline.
 
 Wiring only: the history of the current manifests (+ cluster events) is `audit.build_history`'s,
-flows come from `FileFlowSource` (light, as audit reads them) or from the findings a daemon kept
-in a store (`whatif_store`), connections are folded by `findings.connections`, judged twice by one
-`PolicyEngine` (`findings.whatif.judge`), and the posture delta compares the newest current state
-with the proposed one.
+flows come from `KeyFlowSource` (JSON straight to the fields connections read) or from the
+connections a daemon kept in a store (`whatif_store`), connections are folded by
+`findings.connections`, judged twice by one `PolicyEngine` (`findings.whatif.judge`), and the
+posture delta compares the newest current state with the proposed one.
 
 The proposed change is a list of `Change`s applied, in order, on top of the state in force at each
 connection's time (so a capture spanning cluster events is judged "as if the change had been
@@ -22,12 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from auditor.app.audit import build_history
+from auditor.app.whatif_split import MIN_SPLIT_BYTES, collect_split, splittable, workers_available
 from auditor.app.whatif_store import Collected, collect_store
 from auditor.errors import ConfigError
 from auditor.findings.connections import CollectStats, ConnectionCollector
 from auditor.findings.session import AnalysisOptions
 from auditor.findings.whatif import Change, Judged, PostureDelta, Row, judge, posture_delta, rows
-from auditor.hubble.files import FileFlowSource
+from auditor.hubble.keyflows import KeyFlowSource
 from auditor.kube.events import load_cluster_events
 from auditor.kube.export import object_to_dict
 from auditor.kube.manifests import load_manifests
@@ -93,6 +94,11 @@ class WhatifResult:
     by_change: dict[str, int] = field(default_factory=dict)
     """Connection keys per change."""
     flows_by_change: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def distinct(self) -> int:
+        """Distinct connection keys judged (a key seen in several states or directions counts once)."""
+        return len({j.observation.key for j in self.judged})
 
     def count(self, change: Change) -> int:
         return self.by_change.get(change.value, 0)
@@ -189,13 +195,19 @@ def _invalid_added(current: ClusterState, proposed: ClusterState) -> tuple[str, 
 
 
 def collect_files(history: ClusterHistory, flows: Sequence[str], from_ns: int | None = None,
-                  to_ns: int | None = None) -> ConnectionCollector:
-    """Every flow of the files inside the window, folded into observations."""
-    collector = ConnectionCollector(history)
+                  to_ns: int | None = None, *, workers: int | None = None,
+                  min_split_bytes: int = MIN_SPLIT_BYTES) -> ConnectionCollector:
+    """Every flow of the files inside the window, folded into observations; plain files of
+    `min_split_bytes` or more in `workers` processes (default: the cores available), see whatif_split."""
+    source = KeyFlowSource(flows, light=True)  # only what connections read; checks the paths
     lo = from_ns if from_ns is not None else 0
     hi = to_ns if to_ns is not None else 2**63
+    workers = workers_available() if workers is None else workers
+    if workers > 1 and splittable(flows, min_split_bytes):
+        return collect_split(history, flows, lo, hi, workers)
+    collector = ConnectionCollector(history)
     add = collector.add
-    for event in FileFlowSource(flows, light=True).events():  # light: only the decision is read
+    for event in source.events():
         if isinstance(event, Flow) and lo <= event.time_ns < hi:
             add(event)
     return collector

@@ -92,7 +92,7 @@ def _summary_lines(result: WhatifResult) -> list[str]:
     lines = [
         "proposal: " + ("; ".join(str(c) for c in result.proposal) or "no changes"),
         f"connections: {_counts_line(result)}",
-        f"flows: {s.flows}, judged {s.judged} as {len(result.judged)} distinct connections, "
+        f"flows: {s.flows}, judged {s.judged} as {result.distinct} distinct connections, "
         f"unresolved {s.unresolved}, deduplicated {s.deduplicated}",
         f"window: {time_text(s.first_ns)} .. {time_text(s.last_ns)}",
     ]
@@ -145,7 +145,7 @@ def result_markdown(result: WhatifResult, heading: str = "##") -> str:
     lines += [f"{heading}# Posture", ""] + ([f"- {line}" for line in posture] or ["- unchanged"]) + [""]
     s = result.stats
     lines.append(f"<sub>{s.flows} flows ({time_text(s.first_ns)} .. {time_text(s.last_ns)}), {s.judged} judged "
-                 f"as {len(result.judged)} distinct connections, {s.unresolved} unresolved.</sub>")
+                 f"as {result.distinct} distinct connections, {s.unresolved} unresolved.</sub>")
     lines += [f"\n> invalid proposed object: {_md_cell(e)}" for e in result.invalid]
     lines += [f"\n> note: {_md_cell(n)}" for n in result.notes]
     return "\n".join(lines) + "\n"

@@ -22,7 +22,8 @@ def register(subparsers: Any) -> None:
         "and print findings.",
     )
     parser.add_argument("--manifests", nargs="+", required=True, metavar="PATH",
-                        help="YAML/JSON manifests or directories: the cluster state before the first event")
+                        help="YAML/JSON manifests (gzip accepted) or directories: the cluster state before "
+                        "the first event")
     parser.add_argument("--cluster-events", metavar="FILE",
                         help="timestamped inventory changes (JSON lines), applied at their times")
     parser.add_argument("--flows", nargs="+", default=[], metavar="FILE",
@@ -34,6 +35,9 @@ def register(subparsers: Any) -> None:
                         help="print each new finding as soon as it appears (for endless pipes); "
                         "the full result follows at the end of the input or on Ctrl-C")
     parser.add_argument("--output", choices=("table", "json"), default="table", help="output format")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="exit 0 even when the flow files hold no usable flow or the manifests no object "
+                        "(for pipelines that may have nothing); by default that is an error")
     parser.add_argument("--enforce-node-traffic", action="store_true",
                         help="judge node <-> pod traffic by the policies (Cilium host firewall / "
                         "policy-enforcement=always)")
@@ -51,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         policy_enforcement=args.policy_enforcement,
         cidr_match_nodes=args.cidr_match_nodes,
         keep=keep_from_args(args),
+        allow_empty=args.allow_empty,
     )
 
     def print_new(finding: Any) -> None:

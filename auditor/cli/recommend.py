@@ -9,7 +9,7 @@ from typing import Any
 from auditor.app.recommend import KINDS, RecommendOptions, run_recommend
 from auditor.app.recommend_format import render, summary_lines
 from auditor.app.settings import add_analysis_arguments
-from auditor.cli.report import _window
+from auditor.cli.report import window
 from auditor.errors import InputError
 
 EXIT_UNVERIFIED = 3
@@ -30,11 +30,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--cluster-events", metavar="FILE", help="timestamped inventory changes (JSON lines)")
     data = parser.add_argument_group("recorded traffic (one of)")
     data.add_argument("--flows", nargs="+", default=[], metavar="FILE", help="flow files (jsonpb, gzip ok)")
-    data.add_argument("--store", metavar="URL", help="the daemon's store: the connections it kept as findings")
-    window = parser.add_argument_group("window (default: everything)")
-    window.add_argument("--since", metavar="DURATION", help="the last DURATION before now (e.g. 7d)")
-    window.add_argument("--from", dest="from_time", metavar="TIME", help="start, RFC 3339")
-    window.add_argument("--to", "--until", dest="to_time", metavar="TIME", help="end (exclusive), RFC 3339")
+    data.add_argument("--store", metavar="URL", help="the daemon's store: the distinct connections it judged")
+    span = parser.add_argument_group("window (default: everything)")
+    span.add_argument("--since", metavar="DURATION", help="the last DURATION before now (e.g. 7d)")
+    span.add_argument("--from", dest="from_time", metavar="TIME", help="start, RFC 3339")
+    span.add_argument("--to", "--until", dest="to_time", metavar="TIME", help="end (exclusive), RFC 3339")
     parser.add_argument("--namespace", action="append", metavar="NS",
                         help="only this namespace (repeatable; default: every namespace with pods but "
                         "kube-system)")
@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from_ns, to_ns = _window(args)
+    from_ns, to_ns = window(args)
     options = RecommendOptions(
         manifests=tuple(args.manifests), flows=tuple(args.flows), store=args.store,
         cluster_events=args.cluster_events, namespaces=tuple(args.namespace or ()), kind=args.kind,

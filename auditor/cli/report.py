@@ -28,15 +28,17 @@ def register(subparsers: Any) -> None:
                         help="manifests: the posture; with --flows also the state the flows are judged against")
     source.add_argument("--cluster-events", metavar="FILE", help="timestamped inventory changes (JSON lines)")
     source.add_argument("--flows", nargs="+", default=[], metavar="FILE", help="flow files (jsonpb, gzip ok)")
+    source.add_argument("--allow-empty", action="store_true",
+                        help="no error when the flow files hold no usable flow or the manifests no object")
     source.add_argument("--no-live-cluster", action="store_true",
                         help="with --store and no --manifests: do not list the live cluster for the posture")
     source.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig for the live posture (default: "
                         "in-cluster service account, else KUBECONFIG or ~/.kube/config)")
     source.add_argument("--context", help="kubeconfig context for the live posture")
-    window = parser.add_argument_group("window (default: everything the data covers)")
-    window.add_argument("--since", metavar="DURATION", help="the last DURATION before now (e.g. 24h, 7d)")
-    window.add_argument("--from", dest="from_time", metavar="TIME", help="start, RFC 3339")
-    window.add_argument("--to", dest="to_time", metavar="TIME", help="end (exclusive), RFC 3339")
+    span = parser.add_argument_group("window (default: everything the data covers)")
+    span.add_argument("--since", metavar="DURATION", help="the last DURATION before now (e.g. 24h, 7d)")
+    span.add_argument("--from", dest="from_time", metavar="TIME", help="start, RFC 3339")
+    span.add_argument("--to", dest="to_time", metavar="TIME", help="end (exclusive), RFC 3339")
     parser.add_argument("--namespace", action="append", metavar="NS", help="only this namespace (repeatable)")
     parser.add_argument("--format", choices=FORMATS, required=True, help="output format")
     parser.add_argument("--output", required=True, metavar="FILE", help="file to write ('-' for stdout)")
@@ -70,7 +72,8 @@ def _time(text: str | None, flag: str) -> int | None:
         raise ConfigError(f"{flag}: not an RFC 3339 time: {text!r}") from exc
 
 
-def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
+def window(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """[from, to) in ns from --since or --from/--to (None where open); ConfigError for an unusable window."""
     if args.since and (args.from_time or args.to_time):
         raise ConfigError("use either --since or --from/--to")
     if args.since:
@@ -87,7 +90,7 @@ def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from_ns, to_ns = _window(args)
+    from_ns, to_ns = window(args)
     to_stdout = args.output == "-"
     options = ReportOptions(
         format=args.format,
@@ -111,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         cidr_match_nodes=args.cidr_match_nodes,
         whatif_proposed=tuple(args.whatif_proposed),
         whatif_replace_policies=args.whatif_replace_policies,
+        allow_empty=args.allow_empty,
     )
     outcome = run_report(options)
     for warning in outcome.warnings:

@@ -9,7 +9,7 @@ from typing import Any
 from auditor.app.settings import add_analysis_arguments
 from auditor.app.whatif import EXIT_FAIL_ON, FAIL_ON, WhatifOptions, run_whatif
 from auditor.app.whatif_format import FORMATS, render
-from auditor.cli.report import _window
+from auditor.cli.report import window
 
 
 def register(subparsers: Any) -> None:
@@ -36,11 +36,11 @@ def register(subparsers: Any) -> None:
     data = parser.add_argument_group("recorded traffic (one of)")
     data.add_argument("--flows", nargs="+", default=[], metavar="FILE", help="flow files (jsonpb, gzip ok)")
     data.add_argument("--store", metavar="URL",
-                      help="the daemon's store (sqlite:///path): the connections it kept as findings")
-    window = parser.add_argument_group("window (default: everything)")
-    window.add_argument("--since", metavar="DURATION", help="the last DURATION before now (e.g. 24h)")
-    window.add_argument("--from", dest="from_time", metavar="TIME", help="start, RFC 3339")
-    window.add_argument("--to", "--until", dest="to_time", metavar="TIME", help="end (exclusive), RFC 3339")
+                      help="the daemon's store (sqlite:///path): the distinct connections it judged")
+    span = parser.add_argument_group("window (default: everything)")
+    span.add_argument("--since", metavar="DURATION", help="the last DURATION before now (e.g. 24h)")
+    span.add_argument("--from", dest="from_time", metavar="TIME", help="start, RFC 3339")
+    span.add_argument("--to", "--until", dest="to_time", metavar="TIME", help="end (exclusive), RFC 3339")
     parser.add_argument("--output", choices=FORMATS, default="table",
                         help="table, json, or markdown (a pull-request comment)")
     parser.add_argument("--fail-on", choices=FAIL_ON, metavar="CHANGE",
@@ -52,7 +52,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from_ns, to_ns = _window(args)
+    from_ns, to_ns = window(args)
     options = WhatifOptions(
         manifests=tuple(args.manifests), proposed=tuple(args.proposed), proposed_events=args.proposed_events,
         replace_policies=args.replace_policies, flows=tuple(args.flows), store=args.store,

@@ -31,7 +31,7 @@ def parse_address(address: str) -> tuple[str, int]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     registry: CollectorRegistry
-    health_fn: Callable[[], bool]
+    health_fn: Callable[[], bool | tuple[bool, str]]
     ready_fn: Callable[[], tuple[bool, str]]
 
 
@@ -48,8 +48,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/metrics":
             self._metrics()
         elif path == "/healthz":
-            alive = self._safe(self.server.health_fn, False)
-            self._reply(200 if alive else 503, "ok\n" if alive else "not alive\n")
+            failed: bool | tuple[bool, str] = (False, "health check failed")
+            health = self._safe(self.server.health_fn, failed)
+            alive, reason = health if isinstance(health, tuple) else (health, "not alive")
+            self._reply(200 if alive else 503, "ok\n" if alive else f"{reason}\n")
         elif path == "/readyz":
             ready, reason = self._safe(self.server.ready_fn, (False, "readiness check failed"))
             self._reply(200 if ready else 503, "ok\n" if ready else f"{reason}\n")
@@ -105,7 +107,7 @@ class MetricsServer:
         address: str = DEFAULT_ADDRESS,
         *,
         registry: CollectorRegistry,
-        health_fn: Callable[[], bool] = lambda: True,
+        health_fn: Callable[[], bool | tuple[bool, str]] = lambda: True,
         ready_fn: Callable[[], tuple[bool, str]] = lambda: (True, ""),
     ) -> None:
         self.address = address

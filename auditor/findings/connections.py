@@ -13,6 +13,10 @@ denied packet's two events, `resolve.resolve_endpoint` in the state at the flow'
 
 Replies, established traffic, traces, non-policy drops, DNS responses and cilium-health flows
 carry no decision and are only counted, as in the correlator.
+
+`ConnectionTally` is the daemon's side of the same question: the flows the correlator judged,
+folded per (source workload, destination workload, port, protocol, direction, verdict) into the
+`ConnectionCount`s of an analysis delta, which the store keeps so `whatif --store` sees them.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ from auditor.findings.correlate import StateHistory, policy_l4
 from auditor.findings.resolve import Resolution, Resolved, resolve_endpoint
 from auditor.findings.runtime import sample_of
 from auditor.findings.selection import DropDeduplicator, FlowClass, classify
+from auditor.model.delta import ConnectionCount, ConnectionCountKey
 from auditor.model.events import FlowEvent
-from auditor.model.flows import Flow
+from auditor.model.flows import Endpoint, Flow
 from auditor.policy.state import ClusterState
 
 _ALLOWED, _DENIED, _AUDITED = FlowClass.ALLOWED, FlowClass.POLICY_DENIED, FlowClass.AUDITED
 _JUDGED = {_ALLOWED: "allowed", _DENIED: "denied", _AUDITED: "audited"}
+HEALTH, UNRESOLVED = "health", "unresolved"
+"""`ConnectionCollector.target` of a flow with a cilium-health side, with a side that has no subject."""
 RESOLVE_CACHE_MAX = 1_000_000
 """Resolved endpoints kept per (state revision, endpoint): bounded by the inventory and distinct IPs."""
 
@@ -97,6 +104,7 @@ class ConnectionCollector:
         self._history = history
         self._dedup = dedup or DropDeduplicator()
         self._resolved: dict[tuple[object, ...], Resolved] = {}
+        self._by_object: dict[tuple[int, int, str], tuple[Endpoint, Resolved]] = {}
         self._observations: dict[tuple[object, ...], Observation] = {}
         self.stats = CollectStats()
 
@@ -114,7 +122,9 @@ class ConnectionCollector:
             stats.first_ns = time_ns
         if time_ns > stats.last_ns:
             stats.last_ns = time_ns
-        kind = classify(flow)
+        kind = flow.flow_class  # a light reader classified it already
+        if kind is None:
+            kind = classify(flow)
         observed = _JUDGED.get(kind)
         if observed is None:
             stats.skipped[kind.value] += 1
@@ -122,16 +132,25 @@ class ConnectionCollector:
         if kind is _DENIED and self._dedup.is_duplicate(flow):
             stats.deduplicated += 1
             return
-        state = self._history.at(time_ns)
+        found = self.target(flow, observed)
+        if isinstance(found, Observation):
+            stats.judged += 1
+            found.add(flow)
+        elif found is HEALTH:
+            stats.skipped["health"] += 1
+        else:
+            stats.unresolved += 1
+
+    def target(self, flow: Flow, observed: str) -> Observation | str:
+        """The observation a judged flow folds into (made empty when new), else HEALTH or UNRESOLVED
+        (a cilium-health side, a side with no subject); counts nothing."""
+        state = self._history.at(flow.time_ns)
         src = self._resolve(flow, state, source=True)
         dst = self._resolve(flow, state, source=False)
         if src.resolution is Resolution.HEALTH or dst.resolution is Resolution.HEALTH:
-            stats.skipped["health"] += 1
-            return
+            return HEALTH
         if src.subject is None or dst.subject is None:
-            stats.unresolved += 1
-            return
-        stats.judged += 1
+            return UNRESOLVED
         port, protocol = policy_l4(flow)
         key = (state.revision, id(src), id(dst), port, protocol, observed)
         found = self._observations.get(key)
@@ -139,10 +158,15 @@ class ConnectionCollector:
             connection = ConnectionKey(src.peer_workload, dst.peer_workload, port, protocol)
             found = Observation(connection, state, src, dst, port, protocol, observed)
             self._observations[key] = found
-        found.add(flow)
+        return found
 
     def _resolve(self, flow: Flow, state: ClusterState, *, source: bool) -> Resolved:
         endpoint = flow.source if source else flow.destination
+        # Readers share Endpoint objects between flows (KeyFlowSource caches them): the same object is
+        # found by identity first, checked with `is` (the entry keeps it alive, so its id is not reused).
+        same = self._by_object.get((state.revision, id(endpoint), flow.node_name))
+        if same is not None and same[0] is endpoint:
+            return same[1]
         key = (state.revision, endpoint.ip, endpoint.namespace, endpoint.pod_name, endpoint.identity,
                endpoint.labels, endpoint.names, flow.node_name)
         hit = self._resolved.get(key)
@@ -150,10 +174,76 @@ class ConnectionCollector:
             if len(self._resolved) >= RESOLVE_CACHE_MAX:
                 # Observations keep their Resolved objects alive, so ids in their keys stay unique.
                 self._resolved.clear()
+                self._by_object.clear()
             hit = resolve_endpoint(endpoint, flow.node_name, state)
             self._resolved[key] = hit
+        if len(self._by_object) >= RESOLVE_CACHE_MAX:
+            self._by_object.clear()
+        self._by_object[(state.revision, id(endpoint), flow.node_name)] = (endpoint, hit)
         return hit
+
+    def extend(self, observations: Iterable[Observation]) -> None:
+        """Observations folded elsewhere (whatif's parts, merged), in the order of their first flows."""
+        for observation in observations:
+            self._observations[("merged", len(self._observations))] = observation
 
     def observations(self) -> list[Observation]:
         """Every observation, by connection key then first time."""
         return sorted(self._observations.values(), key=lambda o: (o.key, o.first_ns))
+
+
+def sample_endpoint(endpoint: Endpoint) -> Endpoint:
+    """The fields of an endpoint that `resolve_endpoint` reads, and nothing else (what the store keeps)."""
+    return Endpoint(ip=endpoint.ip, identity=endpoint.identity, namespace=endpoint.namespace,
+                    pod_name=endpoint.pod_name, labels=endpoint.labels, names=endpoint.names)
+
+
+@dataclass(slots=True)
+class _Tallied:
+    count: int
+    first_ns: int
+    last_ns: int
+    newest: Flow
+
+
+class ConnectionTally:
+    """Judged flows folded into distinct connections, at most `max_keys` keys per drain.
+
+    A flow of a key beyond the bound is counted in `overflow` and not kept (the daemon reports it).
+    """
+
+    def __init__(self, max_keys: int) -> None:
+        self._max_keys = max_keys
+        self._slots: dict[ConnectionCountKey, _Tallied] = {}
+        self.overflow = 0
+
+    def add(self, flow: Flow, kind: FlowClass, src: Resolved, dst: Resolved) -> None:
+        """One flow the correlator judged, with its class and resolved endpoints."""
+        port, protocol = policy_l4(flow)
+        key = (src.peer_workload, dst.peer_workload, port, protocol, flow.direction._value_, _JUDGED[kind])
+        time_ns = flow.time_ns
+        slot = self._slots.get(key)
+        if slot is None:
+            if len(self._slots) >= self._max_keys:
+                self.overflow += 1
+                return
+            self._slots[key] = _Tallied(1, time_ns, time_ns, flow)
+            return
+        slot.count += 1
+        if time_ns < slot.first_ns:
+            slot.first_ns = time_ns
+        if time_ns >= slot.last_ns:
+            slot.last_ns = time_ns
+            slot.newest = flow
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def drain(self) -> tuple[ConnectionCount, ...]:
+        """The connections folded since the previous drain, in key order; the tally starts empty."""
+        slots, self._slots = self._slots, {}
+        return tuple(
+            ConnectionCount(*key, count=slot.count, first_ns=slot.first_ns, last_ns=slot.last_ns,
+                            sample_flow=sample_of(newest), source_endpoint=sample_endpoint(newest.source),
+                            destination_endpoint=sample_endpoint(newest.destination), node=newest.node_name)
+            for key, slot in sorted(slots.items()) for newest in (slot.newest,))

@@ -135,11 +135,15 @@ class Correlator:
         counts it again in the flow's own hour."""
         self.last_rules: tuple[RuleHitKey, ...] = ()
         """The rules that decided `process`'s flow (empty when it was not judged), for the session."""
+        self.last_connection: tuple[FlowClass, Resolved, Resolved] | None = None
+        """The class and resolved endpoints of `process`'s flow when it was judged (None otherwise):
+        the session folds them into distinct connections (`connections.ConnectionTally`)."""
 
     def process(self, event: FlowEvent) -> list[Finding]:
         """Findings supported by one event (LostEvents and NodeStatus yield none)."""
         self.last_verdict = None
         self.last_rules = ()
+        self.last_connection = None
         if not isinstance(event, Flow):
             return []
         flow = event
@@ -158,6 +162,7 @@ class Correlator:
             self.stats.unresolved += 1
             return []
         self.stats.judged += 1
+        self.last_connection = (kind, src, dst)
         if not _cacheable(flow):
             return self._apply(self._judge(kind, flow, state, src, dst))
         # Enum members by id(): Python 3.11's Enum.__hash__ is a Python-level call, four per flow here.

@@ -59,16 +59,19 @@ class DropDeduplicator:
             flow.destination.port,
             flow.protocol.value,
         )
-        is_verdict_event = flow.event_type == _EV_POLICY_VERDICT
+        return self.is_duplicate_key(key, flow.time_ns, flow.event_type == _EV_POLICY_VERDICT)
+
+    def is_duplicate_key(self, key: FiveTuple, time_ns: int, is_verdict_event: bool) -> bool:
+        """`is_duplicate` of a (non-L7) flow given by its 5-tuple, time and whether it is a verdict event."""
         seen = self._recent.pop(key, None)
         if (
             seen is not None
             and seen.is_verdict_event != is_verdict_event
-            and abs(flow.time_ns - seen.time_ns) <= self._window_ns
+            and abs(time_ns - seen.time_ns) <= self._window_ns
         ):
             return True  # the pair is complete: forget it so a retransmit counts again
-        self._recent[key] = _Seen(flow.time_ns, is_verdict_event)
-        self._evict(flow.time_ns)
+        self._recent[key] = _Seen(time_ns, is_verdict_event)
+        self._evict(time_ns)
         return False
 
     def _evict(self, now_ns: int) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.findings.aggregate import DEFAULT_MAX_KEYS, FindingAggregator
+from auditor.findings.connections import ConnectionTally
 from auditor.findings.correlate import Correlator, CorrelatorStats, PolicyVerdictKey, StateHistory
 from auditor.findings.static import static_findings
 from auditor.model.cilium import CiliumNetworkPolicy
@@ -152,10 +153,12 @@ class AnalysisSession:
 
     def __init__(self, history: StateHistory, options: AnalysisOptions | None = None, *,
                  correlator: Correlator | None = None, manifest: Callable[[object], str] = _no_manifest,
-                 prune: bool = False, on_new: Callable[[Finding], None] | None = None) -> None:
+                 prune: bool = False, on_new: Callable[[Finding], None] | None = None,
+                 keep_connections: bool = False) -> None:
         """`manifest` renders a policy for the history (the app passes JSON); `prune` forgets counter
         keys of deleted objects at each state change (the daemon's exporter wants that); `on_new` is
-        called with the first finding of each key within a delta, as it appears (`audit --follow`)."""
+        called with the first finding of each key within a delta, as it appears (`audit --follow`);
+        `keep_connections` folds judged flows into the delta's distinct connections (for a store)."""
         self.options = options or AnalysisOptions()
         self.correlator = correlator or Correlator(history, self.options.engine())
         self._history = history
@@ -164,6 +167,7 @@ class AnalysisSession:
         self._on_new = on_new
         self._aggregator = FindingAggregator(max_keys=self.options.max_findings)
         self._overflow_before = 0
+        self._connections = ConnectionTally(self.options.max_findings) if keep_connections else None
         self._flows: Counter[tuple[int, str, str]] = Counter()
         self._hour: int | None = None
         """The hour of the flows the correlator counted since `_flows_mark` was taken."""
@@ -190,6 +194,11 @@ class AnalysisSession:
     def stats(self) -> CorrelatorStats:
         """The correlator's running totals (the exporter reads copies)."""
         return self.correlator.stats
+
+    @property
+    def connections_overflow(self) -> int:
+        """Judged flows whose connection was not kept because `max_findings` keys were held in one delta."""
+        return self._connections.overflow if self._connections is not None else 0
 
     @property
     def findings_overflow(self) -> int:
@@ -222,6 +231,9 @@ class AnalysisSession:
         if findings:
             self._add(findings)
         correlator = self.correlator
+        judged = correlator.last_connection
+        if judged is not None and self._connections is not None:
+            self._connections.add(flow, *judged)
         verdict = correlator.last_verdict
         if verdict is not None:
             self._verdicts[(hour, verdict)] += 1
@@ -314,6 +326,7 @@ class AnalysisSession:
             windows=(self._window,) if self._window is not None else (), gaps=tuple(self._gaps),
             policy_changes=tuple(self._changes), invalid=invalid,
             rule_hits=tuple(RuleHourCount(hour, n, key) for (hour, key), n in self._rule_hits.items()),
+            connections=self._connections.drain() if self._connections is not None else (),
         )
         self._flows, self._verdicts, self._window, self._rule_hits = Counter(), Counter(), None, Counter()
         self._gaps, self._changes = [], []

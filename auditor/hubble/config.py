@@ -37,6 +37,8 @@ class HubbleConfig:
     """Seconds without any response before the stream counts as stalled and is re-dialled (0 = never).
 
     This also bounds a connection attempt that hangs (e.g. SYNs dropped by a firewall)."""
+    max_message_bytes: int = 4 * 1024 * 1024
+    """gRPC receive limit; a larger message makes the client re-request with a limit that fits it."""
     fail_fast_tls: bool = True
     """A TLS handshake failure before the first successful stream raises instead of retrying."""
 

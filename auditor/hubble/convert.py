@@ -305,6 +305,11 @@ def light_event_from_response(resp: Any) -> FlowEvent | None:
     return _other_event(resp, kind)
 
 
+def light_event_from_wire(data: bytes) -> FlowEvent | None:
+    """`light_event_from_response` of a serialized GetFlowsResponse (a worker's RawFlow bytes)."""
+    return light_event_from_response(GetFlowsResponse.FromString(data))
+
+
 def _other_event(resp: Any, kind: str | None) -> FlowEvent | None:
     if kind == "lost_events":
         return _lost_events(resp.lost_events, resp.node_name, timestamp_ns(resp.time))

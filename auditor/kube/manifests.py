@@ -12,9 +12,11 @@ document or list item starts.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +30,9 @@ from auditor.kube.fields import TOO_DEEP, describe, manifest_error, nesting_line
 from auditor.kube.templates import is_workload, template_pods
 from auditor.model.k8s import KubeObject
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json", ".yaml.gz", ".yml.gz", ".json.gz")
+GZIP_MAGIC = b"\x1f\x8b"
+"""A gzip file is recognised by its first two bytes, whatever its name (like flow files)."""
 STDIN = "-"
 """`--manifests -` reads the documents from stdin."""
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -96,16 +100,19 @@ def _read_text(path: str) -> str:
         except (OSError, UnicodeDecodeError) as exc:
             raise ManifestError(f"cannot read: {exc}", path=path) from exc
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if data.startswith(GZIP_MAGIC):
+            data = gzip.decompress(data)
+        return data.decode("utf-8")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise ManifestError(f"cannot read: {exc}", path=path) from exc
 
 
 def _raw_objects(path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(where, object) for every object in the file, list items flattened."""
     text = _read_text(path)
-    if path.endswith(".json"):
+    if path.endswith((".json", ".json.gz")):
         yield from _json_objects(path, text)
         return
     for line, document, node in _yaml_documents(path, text):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from auditor.model.decision import CCNP_KIND, KNP_KIND, PolicyId
 from auditor.model.findings import Finding, merge_findings
+from auditor.model.flows import Endpoint
 
 HOUR_NS = 3_600_000_000_000
 
@@ -105,6 +106,49 @@ class PolicyChangeEntry:
     """The policy as JSON (the app renders it; the core does not serialise)."""
 
 
+ConnectionCountKey = tuple[str, str, int, str, str, str]
+"""(source, destination, port, protocol, direction, verdict) of a `ConnectionCount`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionCount:
+    """Flows of one distinct judged connection: what `auditor whatif --store` re-judges.
+
+    `source` and `destination` are the bounded names of `findings.resolve.Resolved.peer_workload`
+    (`namespace/workload`, `reserved:<identity>`, `cidr:<prefix>`); port and protocol as the engine
+    takes them (`correlate.policy_l4`); `direction` the flow's observation point (ingress, egress);
+    `verdict` the dataplane's class (allowed, denied by policy, audited).  The sample is the newest
+    flow's: its id and its two endpoints (the fields endpoint resolution reads) and node, so a reader
+    resolves them in the state in force at `last_ns` as it would the flow.
+    """
+
+    source: str
+    destination: str
+    port: int
+    protocol: str
+    direction: str
+    verdict: str
+    count: int
+    first_ns: int
+    last_ns: int
+    sample_flow: str
+    source_endpoint: Endpoint
+    destination_endpoint: Endpoint
+    node: str = ""
+
+    @property
+    def key(self) -> ConnectionCountKey:
+        return self.source, self.destination, self.port, self.protocol, self.direction, self.verdict
+
+    def merge(self, later: ConnectionCount) -> ConnectionCount:
+        """Both as one: counts add, the span widens, the newest sample stays."""
+        newest = later if later.last_ns >= self.last_ns else self
+        return ConnectionCount(
+            *self.key, count=self.count + later.count, first_ns=min(self.first_ns, later.first_ns),
+            last_ns=newest.last_ns, sample_flow=newest.sample_flow, source_endpoint=newest.source_endpoint,
+            destination_endpoint=newest.destination_endpoint, node=newest.node)
+
+
 @dataclass(frozen=True, slots=True)
 class AnalysisDelta:
     """Everything an analysis session gathered since its previous delta."""
@@ -122,11 +166,13 @@ class AnalysisDelta:
     invalid: tuple[str, ...] | None = None
     """Refs (`Kind ns/name`) of the newest state's invalid objects when it changed, else None."""
     rule_hits: tuple[RuleHourCount, ...] = ()
+    connections: tuple[ConnectionCount, ...] = ()
+    """Distinct judged connections, one per key (kept only by sessions asked to keep them)."""
 
     @property
     def empty(self) -> bool:
         return not (self.findings or self.static is not None or self.counts or self.windows or self.gaps
-                    or self.policy_changes or self.invalid is not None or self.rule_hits)
+                    or self.policy_changes or self.invalid is not None or self.rule_hits or self.connections)
 
     def then(self, later: AnalysisDelta) -> AnalysisDelta:
         """This delta followed by `later`, as one (what a failed flush leaves is merged into the next)."""
@@ -141,6 +187,10 @@ class AnalysisDelta:
         rule_hits: dict[tuple[int, RuleHitKey | None], int] = {}
         for hit in (*self.rule_hits, *later.rule_hits):
             rule_hits[(hit.hour_ns, hit.key)] = rule_hits.get((hit.hour_ns, hit.key), 0) + hit.count
+        connections = {c.key: c for c in self.connections}
+        for connection in later.connections:
+            known = connections.get(connection.key)
+            connections[connection.key] = connection if known is None else known.merge(connection)
         return AnalysisDelta(
             findings=tuple(merged.values()),
             static=later.static if later.static is not None else self.static,
@@ -150,4 +200,5 @@ class AnalysisDelta:
             policy_changes=self.policy_changes + later.policy_changes,
             invalid=later.invalid if later.invalid is not None else self.invalid,
             rule_hits=tuple(RuleHourCount(h, n, k) for (h, k), n in rule_hits.items()),
+            connections=tuple(connections.values()),
         )

@@ -61,5 +61,17 @@ class NodeStatus:
     time_ns: int = 0
 
 
-FlowEvent = Flow | LostEvents | NodeStatus
+@dataclass(frozen=True, slots=True)
+class RawFlow:
+    """A flow still in its wire form (a serialized GetFlowsResponse), for a worker process to convert.
+
+    The live client yields these in raw mode (`auditor run --workers N`): the reader only routes by
+    node, and the worker that judges the flow converts it."""
+
+    node_name: str
+    time_ns: int
+    data: bytes
+
+
+FlowEvent = Flow | LostEvents | NodeStatus | RawFlow
 """Everything a flow source yields, in stream order."""

@@ -25,7 +25,7 @@ from auditor.store.records import (
 )
 from auditor.store.schema import LATEST_VERSION
 from auditor.store.sqlite import SqliteStore
-from auditor.store.url import open_store, register_backend, supported_schemes
+from auditor.store.url import open_store, register_backend, require_existing_store, supported_schemes
 
 __all__ = [
     "COUNTER_COLUMNS",
@@ -51,5 +51,6 @@ __all__ = [
     "hour_floor",
     "open_store",
     "register_backend",
+    "require_existing_store",
     "supported_schemes",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable, Sequence
 from types import TracebackType
 
 from auditor.model.decision import KNP_KIND
-from auditor.model.delta import AnalysisDelta
+from auditor.model.delta import AnalysisDelta, ConnectionCount
 from auditor.model.events import LostEvents
 from auditor.model.findings import Finding, FindingKey, FindingKind
 from auditor.store.records import (
@@ -126,6 +126,12 @@ class Store(abc.ABC):
         """Flows per rule (and per isolating policy) over the hours starting in [hour_floor(since),
         until), and the hours for which rule hits were recorded (rows with an empty kind)."""
 
+    # --- connections ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def connections(self, since_ns: int | None = None, until_ns: int | None = None) -> list[ConnectionCount]:
+        """Distinct judged connections whose [first_seen, last_seen] overlaps [since, until), in key order
+        (written by `apply` from the deltas of sessions that keep connections: the daemon's)."""
+
     # --- coverage ---------------------------------------------------------------------------
     @abc.abstractmethod
     def record_window(
@@ -170,13 +176,31 @@ class Store(abc.ABC):
     ) -> list[PolicyChangeRecord]:
         """Changes with time in [since, until), oldest first."""
 
+    # --- writers (many daemons, one store) ---------------------------------------------------
+    writer: str = ""
+    """The identity this store writes counters, windows and gaps under ("" until `claim_writer`)."""
+
+    @abc.abstractmethod
+    def claim_writer(self, instance: str, *, ttl_ns: int | None = None, now_ns: int | None = None) -> None:
+        """Write as `instance` from now on, holding its lease; StoreError (one line) when another live
+        process holds that identity.  Renew with `heartbeat`, give it up with `release_writer`."""
+
+    @abc.abstractmethod
+    def heartbeat(self, *, now_ns: int | None = None) -> bool:
+        """Renew this writer's lease (StoreError when it was lost to another process) and take or renew the
+        cluster lease when free; True while this writer holds the cluster lease."""
+
+    @abc.abstractmethod
+    def release_writer(self) -> None:
+        """Give up this writer's leases (its identity is free at once for a restart)."""
+
     # --- housekeeping -----------------------------------------------------------------------
     @abc.abstractmethod
     def apply_retention(self, now_ns: int, max_age_ns: int = DEFAULT_RETENTION_NS) -> RetentionResult:
         """Delete what ended before now - max_age.
 
-        Counters, windows, gaps; resolved findings; runtime findings last seen before the cutoff;
-        policy changes, except the last one of each policy still in force.  Open static findings stay.
+        Counters, windows, gaps; resolved findings; runtime findings and connections last seen before the
+        cutoff; policy changes, except the last one of each policy still in force.  Open static findings stay.
         """
 
     @abc.abstractmethod

@@ -142,10 +142,14 @@ class RetentionResult:
     findings: int = 0
     policy_changes: int = 0
     rule_hits: int = 0
+    connections: int = 0
+    skipped: bool = False
+    """True when another writer was applying retention at the time (one at a time: nothing deleted)."""
 
     @property
     def total(self) -> int:
-        return self.counters + self.windows + self.gaps + self.findings + self.policy_changes + self.rule_hits
+        return (self.counters + self.windows + self.gaps + self.findings + self.policy_changes + self.rule_hits
+                + self.connections)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,18 +21,20 @@ from auditor.store.records import (
 from auditor.store.schema import Executor, current_version
 from auditor.store.sql_findings import in_clause, marks
 
-_COUNTER_KEY = "hour_ns, namespace, workload, verdict, direction, policy"
+_COUNTER_KEY = "hour_ns, writer, namespace, workload, verdict, direction, policy"
 _ADD_COUNTS = (
-    f"INSERT INTO counters ({_COUNTER_KEY}, count) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO counters ({_COUNTER_KEY}, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
     f"ON CONFLICT ({_COUNTER_KEY}) DO UPDATE SET count = counters.count + excluded.count"
 )
 _RUNTIME_KINDS = tuple(kind.value for kind in FindingKind if not kind.is_static)
 
 
-def add_counts(tx: Executor, rows: Iterable[CounterRow]) -> int:
-    merged: dict[tuple[int, str, str, str, str, str], int] = {}
+def add_counts(tx: Executor, rows: Iterable[CounterRow], writer: str = "") -> int:
+    """Add to the hour rows of `writer` (each writer has its own rows; reads sum them)."""
+    merged: dict[tuple[int, str, str, str, str, str, str], int] = {}
     for row in rows:
-        key = (hour_floor(row.hour_ns), row.namespace, row.workload, row.verdict, row.direction, row.policy)
+        key = (hour_floor(row.hour_ns), writer, row.namespace, row.workload, row.verdict, row.direction,
+               row.policy)
         merged[key] = merged.get(key, 0) + row.count
     tx.run_many(_ADD_COUNTS, ((*key, count) for key, count in merged.items()))
     return len(merged)
@@ -73,15 +75,18 @@ def counts(
     return result
 
 
-def record_window(tx: Executor, from_ns: int, to_ns: int, source: str, join_ns: int) -> None:
+def record_window(tx: Executor, from_ns: int, to_ns: int, source: str, join_ns: int, writer: str = "") -> None:
+    """Merge into the touching windows of the same source and writer (writers keep their own)."""
     if to_ns < from_ns:
         raise ValueError(f"coverage window of {source!r} ends ({to_ns}) before it starts ({from_ns})")
     touching = tx.query(
-        "SELECT id, from_ns, to_ns FROM windows WHERE source = ? AND from_ns <= ? AND to_ns >= ? ORDER BY id",
-        (source, to_ns + join_ns, from_ns - join_ns),
+        "SELECT id, from_ns, to_ns FROM windows WHERE source = ? AND writer = ? AND from_ns <= ? "
+        "AND to_ns >= ? ORDER BY id",
+        (source, writer, to_ns + join_ns, from_ns - join_ns),
     )
     if not touching:
-        tx.run("INSERT INTO windows (source, from_ns, to_ns) VALUES (?, ?, ?)", (source, from_ns, to_ns))
+        tx.run("INSERT INTO windows (source, writer, from_ns, to_ns) VALUES (?, ?, ?, ?)",
+               (source, writer, from_ns, to_ns))
         return
     start = min(from_ns, *(row[1] for row in touching))
     end = max(to_ns, *(row[2] for row in touching))
@@ -89,18 +94,19 @@ def record_window(tx: Executor, from_ns: int, to_ns: int, source: str, join_ns: 
     tx.run_many("DELETE FROM windows WHERE id = ?", ((row[0],) for row in touching[1:]))
 
 
-def record_gap(tx: Executor, from_ns: int, to_ns: int, reason: str, lost_count: int) -> None:
+def record_gap(tx: Executor, from_ns: int, to_ns: int, reason: str, lost_count: int, writer: str = "") -> None:
     if to_ns < from_ns or lost_count < 0:
         raise ValueError(f"gap {reason!r}: bad span [{from_ns}, {to_ns}] or lost count {lost_count}")
     tx.run(
-        "INSERT INTO gaps (from_ns, to_ns, reason, lost_count) VALUES (?, ?, ?, ?)",
-        (from_ns, to_ns, reason, lost_count),
+        "INSERT INTO gaps (from_ns, to_ns, reason, lost_count, writer) VALUES (?, ?, ?, ?, ?)",
+        (from_ns, to_ns, reason, lost_count, writer),
     )
 
 
 def coverage(tx: Executor, since_ns: int, until_ns: int) -> Coverage:
+    """The cluster-wide view: windows of one source from every writer as their union; every writer's gaps."""
     span = (since_ns, until_ns)
-    windows = tuple(
+    windows = _union(
         Window(from_ns=max(row[0], since_ns), to_ns=min(row[1], until_ns), source=row[2])
         for row in tx.query(
             "SELECT from_ns, to_ns, source FROM windows WHERE to_ns >= ? AND from_ns < ? "
@@ -123,6 +129,20 @@ def coverage(tx: Executor, since_ns: int, until_ns: int) -> Coverage:
         gaps=gaps,
         lost_total=sum(gap.lost_count for gap in gaps),
     )
+
+
+def _union(windows: Iterable[Window]) -> tuple[Window, ...]:
+    """Overlapping windows of the same source (different writers) as one; ordered by start, source."""
+    last: dict[str, int] = {}
+    out: list[Window] = []
+    for window in windows:
+        at = last.get(window.source)
+        if at is not None and window.from_ns <= out[at].to_ns:
+            out[at] = Window(out[at].from_ns, max(out[at].to_ns, window.to_ns), window.source)
+        else:
+            last[window.source] = len(out)
+            out.append(window)
+    return tuple(out)
 
 
 def record_policy_change(tx: Executor, record: PolicyChangeRecord) -> bool:

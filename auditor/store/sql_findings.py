@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from auditor.errors import StoreError
@@ -27,6 +28,8 @@ def _replace_sql() -> str:
 
 
 _REPLACE = _replace_sql()
+_INSERT_NEW = (f"INSERT INTO findings ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+               "ON CONFLICT (key) DO NOTHING")
 
 
 def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -53,10 +56,29 @@ def _batch(findings: Iterable[Finding]) -> dict[str, Finding]:
     return batch
 
 
+LOCK_CLASS = 0x41554454
+"""The advisory lock class of auditor's key locks ("AUDT")."""
+LOCK_BUCKETS = 128
+"""Keys share this many locks: a flush of any size takes at most this many (the lock table is small)."""
+
+
+def lock_keys(tx: Executor, dialect: Dialect, keys: Iterable[str]) -> None:
+    """Lock the buckets of `keys` for the rest of the transaction, in ascending order (so two
+    transactions never wait on each other in a cycle); a no-op where writes exclude each other."""
+    if not dialect.key_lock:
+        return
+    buckets = sorted({zlib.crc32(key.encode()) % LOCK_BUCKETS for key in keys})
+    if buckets:
+        tx.query(dialect.key_lock, (LOCK_CLASS, buckets))
+
+
 def _stored(tx: Executor, dialect: Dialect, keys: Sequence[str]) -> dict[str, StoredFinding]:
+    """The stored rows of `keys`, row-locked (in key order, so two writers never wait in a cycle) against
+    a concurrent merge of the same keys by another process where the backend has row locks."""
     stored: dict[str, StoredFinding] = {}
-    for part in chunks(keys, dialect.max_params):
-        for row in tx.query(f"{_SELECT} WHERE key IN ({marks(len(part))})", part):
+    for part in chunks(sorted(keys), dialect.max_params):
+        sql = f"{_SELECT} WHERE key IN ({marks(len(part))}) ORDER BY key{dialect.row_lock}"
+        for row in tx.query(sql, part):
             stored[row[0]] = _from_row(row)
     return stored
 
@@ -64,18 +86,27 @@ def _stored(tx: Executor, dialect: Dialect, keys: Sequence[str]) -> dict[str, St
 def upsert(tx: Executor, dialect: Dialect, findings: Iterable[Finding]) -> list[Finding]:
     """Merge a batch into the stored findings by the model's one rule (`merge_findings`: the stored
     finding is the older); a resolved finding that shows up again is reopened.  Returns the batch's
-    findings whose key was not open before."""
+    findings whose key was not open before.
+
+    Stored rows are read locked; keys not stored are inserted unless another writer inserted them
+    meanwhile (ON CONFLICT DO NOTHING), and those are read (locked) and merged like the others, so
+    concurrent writers never overwrite each other's counts."""
     batch = _batch(findings)
     if not batch:
         return []
     stored = _stored(tx, dialect, list(batch))
+    fresh = sorted(key for key in batch if key not in stored)
+    inserted = set(tx.insert_new(_INSERT_NEW, [_to_row(key, batch[key]) for key in fresh])) if fresh else set()
+    raced = [key for key in fresh if key not in inserted]
+    if raced:
+        stored.update(_stored(tx, dialect, raced))
     rows, new = [], []
     for key, finding in batch.items():
         old = stored.get(key)
-        merged = finding if old is None else merge_findings(old.finding, finding)
         if old is None or not old.is_open:
             new.append(finding)
-        rows.append(_to_row(key, merged))
+        if old is not None:
+            rows.append(_to_row(key, merge_findings(old.finding, finding)))
     tx.run_many(_REPLACE, rows)
     return new
 

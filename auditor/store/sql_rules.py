@@ -14,17 +14,17 @@ from auditor.model.delta import RuleHourCount
 from auditor.store.records import RuleHitRow, hour_floor
 from auditor.store.schema import Executor
 
-_KEY = "hour_ns, kind, namespace, name, direction, rule"
-_ADD = (f"INSERT INTO rule_hits ({_KEY}, count) VALUES (?, ?, ?, ?, ?, ?, ?) "
+_KEY = "hour_ns, writer, kind, namespace, name, direction, rule"
+_ADD = (f"INSERT INTO rule_hits ({_KEY}, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
         f"ON CONFLICT ({_KEY}) DO UPDATE SET count = rule_hits.count + excluded.count")
 
 
-def add(tx: Executor, hits: Iterable[RuleHourCount]) -> int:
-    """Add the delta's hits to their hour rows; the number of rows written."""
-    merged: dict[tuple[int, str, str, str, str, str], int] = {}
+def add(tx: Executor, hits: Iterable[RuleHourCount], writer: str = "") -> int:
+    """Add the delta's hits to the hour rows of `writer`; the number of rows written."""
+    merged: dict[tuple[int, str, str, str, str, str, str], int] = {}
     for hit in hits:
         namespace, name, kind, direction, rule = hit.key or ("", "", "", "", "")
-        key = (hour_floor(hit.hour_ns), kind, namespace, name, direction, rule)
+        key = (hour_floor(hit.hour_ns), writer, kind, namespace, name, direction, rule)
         merged[key] = merged.get(key, 0) + hit.count
     tx.run_many(_ADD, ((*key, count) for key, count in merged.items()))
     return len(merged)
@@ -39,8 +39,8 @@ def select(tx: Executor, since_ns: int, until_ns: int) -> list[RuleHitRow]:
         "WHERE hour_ns >= ? AND hour_ns < ? AND kind <> '' "
         "GROUP BY kind, namespace, name, direction, rule ORDER BY kind, namespace, name, direction, rule",
         params)
-    hours = tx.query("SELECT hour_ns, count FROM rule_hits WHERE hour_ns >= ? AND hour_ns < ? AND kind = '' "
-                     "ORDER BY hour_ns", params)
+    hours = tx.query("SELECT hour_ns, SUM(count) FROM rule_hits WHERE hour_ns >= ? AND hour_ns < ? "
+                     "AND kind = '' GROUP BY hour_ns ORDER BY hour_ns", params)
     return [*(RuleHitRow(0, str(k), str(ns), str(n), str(d), str(r), int(c)) for k, ns, n, d, r, c in rules),
             *(RuleHitRow(int(h), "", "", "", "", "", int(c)) for h, c in hours)]
 

@@ -1,7 +1,16 @@
-"""The SQLite backend: a WAL-mode file, a small connection pool, errors mapped to StoreError."""
+"""The SQLite backend: one file, a small connection pool, errors mapped to StoreError.
+
+No shared memory and no mmap: WAL mode keeps its index in a memory-mapped `-shm` file, and when that
+file stops being writable (a full or read-only filesystem, `chattr +i`) the kernel answers a write to
+the mapping with SIGBUS, which kills the process without a log line.  So the store uses a rollback
+journal (`journal_mode = DELETE`, `synchronous = FULL`) and `mmap_size = 0`: every fault is an I/O
+error that becomes a StoreError, which the daemon counts, reports on /readyz and retries.  Readers
+in other processes (`auditor report --store`) still open the file while the daemon runs.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -14,6 +23,7 @@ from auditor.store.schema import MIGRATIONS, SQLITE, Migration, Row, current_ver
 from auditor.store.sqlstore import SqlStore
 
 MEMORY = ":memory:"
+JOURNAL_MODE = "DELETE"
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 _MAX_IDLE = 4
 
@@ -33,12 +43,16 @@ class _Executor:
     def run_many(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
         self._conn.executemany(sql, rows)
 
+    def insert_new(self, sql: str, rows: Sequence[Sequence[object]]) -> list[object]:
+        return [row[0] for row in rows if self._conn.execute(sql, row).rowcount == 1]
+
 
 class _Pool:
     """Connections handed to one transaction at a time.
 
-    A file database gets as many connections as there are concurrent transactions (WAL lets readers
-    run while a writer writes) and keeps a few idle ones; per-request threads (HTTP scrapes) therefore
+    A file database gets as many connections as there are concurrent transactions (readers
+    run while a writer prepares its transaction) and keeps a few idle ones; per-request threads (HTTP scrapes)
+    therefore
     do not leak connections.  An in-memory database lives in its single connection: `limit=1`.
     """
 
@@ -102,8 +116,16 @@ class _Pool:
             conn.close()
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back what is open; after an I/O error SQLite may already have, or may fail to (the error
+    that got us here is the one to report)."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
 class SqliteStore(SqlStore):
-    """A store in one SQLite file (WAL, busy timeout) or in memory (`path=":memory:"`)."""
+    """A store in one SQLite file (rollback journal, no mmap, busy timeout) or in memory (`path=":memory:"`)."""
 
     dialect = SQLITE
 
@@ -128,7 +150,7 @@ class SqliteStore(SqlStore):
         self._pool.add(first)
         try:
             if not memory:
-                self._enable_wal(first)
+                self._set_journal(first)
             if self._stored_version() != migrations[-1].version:
                 with self._transaction("migrate schema", write=True) as tx:
                     migrate(tx, self.dialect, self._where, time.time_ns(), migrations)
@@ -163,18 +185,21 @@ class SqliteStore(SqlStore):
                 check_same_thread=False,  # the pool hands a connection to one thread at a time
             )
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            conn.execute("PRAGMA synchronous = NORMAL")  # safe in WAL mode: no corruption on crash
+            conn.execute("PRAGMA synchronous = FULL")  # a rollback journal needs FULL to survive power loss
+            conn.execute("PRAGMA mmap_size = 0")  # reads and writes are syscalls: a fault is an error
             return conn
         except sqlite3.Error as exc:
             raise StoreError(f"{self._where}: cannot open: {exc}") from exc
 
-    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+    def _set_journal(self, conn: sqlite3.Connection) -> None:
+        """A rollback journal, no `-shm` mapping (see the module docstring); a WAL store converts once."""
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = conn.execute(f"PRAGMA journal_mode = {JOURNAL_MODE}").fetchone()[0]
         except sqlite3.Error as exc:
             raise StoreError(f"{self._where}: cannot open: {exc}") from exc
-        if str(mode).lower() != "wal":
-            raise StoreError(f"{self._where}: cannot switch to WAL journal mode (got {mode!r})")
+        if str(mode).lower() != JOURNAL_MODE.lower():
+            raise StoreError(f"{self._where}: cannot switch to the {JOURNAL_MODE} journal (still {mode!r}): "
+                             "another process has it open in WAL mode; stop it and retry")
 
     @contextmanager
     def _transaction(self, operation: str, *, write: bool) -> Iterator[_Executor]:
@@ -191,23 +216,15 @@ class SqliteStore(SqlStore):
             try:
                 yield _Executor(conn)
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             conn.execute("COMMIT")
         except (sqlite3.Error, OverflowError) as exc:  # OverflowError: an int beyond 64 bits
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            _rollback(conn)
             raise StoreError(f"{self._where}: {operation}: {exc}") from exc
 
     def flush(self) -> None:
-        """Checkpoint the WAL into the main file (every write is already committed)."""
-        if self.path == MEMORY:
-            return
-        with self._pool.connection() as conn:
-            try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"{self._where}: flush: {exc}") from exc
+        """Nothing to do: every committed write is already in the database file (no WAL to checkpoint)."""
 
     def close(self) -> None:
         self._pool.close()
