@@ -69,6 +69,9 @@ Issue 14 (worker processes), 2026-12-04, the same shared machine (load 2.5-11 fr
   4 --workers 2 paced 10k/s: lag p50 7.4 / 5.5 ms, p99 167 / 50 ms, 88-94 us CPU a flow
   4k paced 1k/s: --workers 1 13.4-16.5% of a core (134-165 us a flow), lag p99 46 ms; --workers 2
     26.5-35.5% (265-355 us a flow), lag p99 9.9 ms
+A fourth run (stages 0, 2, 2w only; load 1.9): ceiling 154k/s (st-e2e 85k), --workers 1 30.9k/s (20%),
+  --workers 2 45.7k/s (30% of the ceiling, 1.48x, no drops, CPU 180%, 39 us a flow).
+  Medians of the 2w runs that finished (29.1k, 35.4k, 45.7k): 35.4k/s, 1.33x.
 One process is bounded by grpcio itself: st-e2e (receive, parse, read the classifier fields, nothing else)
 is 41-47% of the ceiling, so 65% cannot be reached in one process through grpcio.  The pool's reader
 (receive + decode + resume, ~12 us a flow) reaches 41-47% of the ceiling; each worker ~23 us a flow in

@@ -9,6 +9,7 @@ capture cut every few lines, windows, and the whatif output of every scenario.
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,23 @@ def test_ranges_start_at_line_starts(tmp_path: Path) -> None:
     assert ranges[-1][1] == path.stat().st_size
     assert len(ranges) == 9
     assert [line for start, end in ranges for line in range_lines(str(path), start, end)] == lines
+
+
+def test_ties_keep_the_order_of_first_flows(tmp_path: Path) -> None:
+    """A denied and an allowed observation of one connection first seen at the same time come out in the
+    order of their first lines, as in one process, although parts fold denied flows last."""
+    demo = ROOT / "auditor" / "data" / "demo" / "flows.jsonl"
+    denied = next(json.loads(line) for line in demo.read_text().splitlines() if '"DROPPED"' in line)
+    allowed = json.loads(json.dumps(denied))
+    allowed["flow"].update(verdict="FORWARDED", uuid="allowed-twin")
+    for name in ("drop_reason", "drop_reason_desc"):
+        allowed["flow"].pop(name)
+    path = tmp_path / "ties.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in (denied, allowed) * 3) + "\n")
+    history, _, _ = build_history([str(DEMO_MANIFESTS)], None)
+    single = collect_files(history, [str(path)], workers=1)
+    split = collect_split(history, [str(path)], 0, 2**63, workers=2, parts_per_worker=1)
+    assert [(o.key, o.first_ns, o.observed) for o in single.observations()][:2] == [
+        (single.observations()[0].key, single.observations()[0].first_ns, "denied"),
+        (single.observations()[0].key, single.observations()[0].first_ns, "allowed")]
+    assert _observed(split) == _observed(single)

@@ -1,7 +1,8 @@
 """`auditor whatif`: re-judge every recorded connection under proposed policies, offline.
 
 Wiring only: the history of the current manifests (+ cluster events) is `audit.build_history`'s,
-flows come from `KeyFlowSource` (JSON straight to the fields connections read) or from the
+flows come from `KeyFlowSource` (JSON straight to the fields connections read; a large plain file
+is read in parts by one process per core, `whatif_split`) or from the
 connections a daemon kept in a store (`whatif_store`), connections are folded by
 `findings.connections`, judged twice by one `PolicyEngine` (`findings.whatif.judge`), and the
 posture delta compares the newest current state with the proposed one.
