@@ -24,7 +24,7 @@ from auditor.findings.session import AnalysisOptions
 from auditor.findings.static import static_findings
 from auditor.kube.manifests import load_manifests
 from auditor.model.cilium import CiliumNetworkPolicy
-from auditor.model.decision import KNP_KIND
+from auditor.model.decision import policy_id_of
 from auditor.model.delta import policy_key
 from auditor.model.findings import Finding, Severity
 from auditor.model.k8s import NetworkPolicy
@@ -214,10 +214,9 @@ def _history_changes(history: ClusterHistory, window: tuple[int, int]) -> list[P
     for change in history.changes_between(window[0], window[1], policies_only=True):
         policy = change.obj
         assert isinstance(policy, NetworkPolicy | CiliumNetworkPolicy)
-        revision = policy.resource_version or (str(policy.generation) if policy.generation else "")
-        kind = policy.kind.value if isinstance(policy, CiliumNetworkPolicy) else KNP_KIND
-        changes.append(PolicyChange(change.time_ns, change.type.value, policy.namespace, policy.name, revision,
-                                    kind=kind))
+        pid = policy_id_of(policy)
+        changes.append(PolicyChange(change.time_ns, change.type.value, policy.namespace, policy.name,
+                                    pid.revision, kind=pid.kind))
     return changes
 
 

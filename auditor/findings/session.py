@@ -25,7 +25,7 @@ from auditor.findings.connections import ConnectionTally
 from auditor.findings.correlate import Correlator, CorrelatorStats, PolicyVerdictKey, StateHistory
 from auditor.findings.static import static_findings
 from auditor.model.cilium import CiliumNetworkPolicy
-from auditor.model.decision import CCNP_KIND, KNP_KIND
+from auditor.model.decision import CCNP_KIND, KNP_KIND, policy_id_of
 from auditor.model.delta import (
     STREAM_DOWN,
     AnalysisDelta,
@@ -139,9 +139,7 @@ def prune_deleted(stats: CorrelatorStats, state: ClusterState, *counters: Counte
 def policy_revision(policy: NetworkPolicy | CiliumNetworkPolicy, time_ns: int) -> str:
     """resourceVersion, else generation, else `t<time_ns>`: a policy written without either (a
     manifest, a cluster-events line) still gets one history row per change, not one in all."""
-    if policy.resource_version:
-        return policy.resource_version
-    return str(policy.generation) if policy.generation else f"t{time_ns}"
+    return policy_id_of(policy).revision or f"t{time_ns}"
 
 
 def _no_manifest(obj: object) -> str:
@@ -296,15 +294,11 @@ class AnalysisSession:
     def change(self, change: Change) -> None:
         """A cluster change (already applied to the history); policy changes of every kind are kept."""
         policy = change.obj
-        if isinstance(policy, NetworkPolicy):
-            kind = KNP_KIND
-        elif isinstance(policy, CiliumNetworkPolicy):
-            kind = policy.kind.value
-        else:
+        if not isinstance(policy, NetworkPolicy | CiliumNetworkPolicy):
             return
         self._changes.append(PolicyChangeEntry(
             change.time_ns, change.type.value, policy.namespace, policy.name,
-            policy_revision(policy, change.time_ns), kind, self._manifest(policy)))
+            policy_revision(policy, change.time_ns), policy_id_of(policy).kind, self._manifest(policy)))
 
     def delta(self) -> AnalysisDelta:
         """Everything gathered since the previous delta, and the static findings of the newest state

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from auditor.model.k8s import Pod
+from auditor.model.k8s import AnyPolicy, NetworkPolicy, Pod
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,14 @@ class PolicyId:
 
     def __str__(self) -> str:
         return f"{self.ref}@{self.revision}" if self.revision else self.ref
+
+
+def policy_id_of(policy: AnyPolicy) -> PolicyId:
+    """A policy object's identity: its kind, namespace, name and revision (resourceVersion, else
+    generation, else "")."""
+    revision = policy.resource_version or (str(policy.generation) if policy.generation else "")
+    kind = KNP_KIND if isinstance(policy, NetworkPolicy) else policy.kind.value
+    return PolicyId(policy.namespace, policy.name, revision, kind)
 
 
 @dataclass(frozen=True, slots=True)

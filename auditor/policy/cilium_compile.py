@@ -28,7 +28,7 @@ from auditor.model.cilium import (
     RuleSection,
     ServicePeer,
 )
-from auditor.model.decision import CCNP_KIND, CNP_KIND, PolicyId
+from auditor.model.decision import PolicyId, policy_id_of
 from auditor.policy.cilium_labels import (
     ANY,
     CLUSTER,
@@ -134,9 +134,7 @@ class CompiledPolicy:
 
 def compile_policy(policy: CiliumNetworkPolicy, cluster: str) -> CompiledPolicy:
     """The policy's specs compiled for matching (the policy must be valid)."""
-    kind = CCNP_KIND if policy.clusterwide else CNP_KIND
-    revision = policy.resource_version or (str(policy.generation) if policy.generation else "")
-    pid = PolicyId(policy.namespace, policy.name, revision, kind)
+    pid = policy_id_of(policy)
     specs = tuple(_spec(policy, index, spec, cluster) for index, spec in enumerate(policy.specs))
     return CompiledPolicy(policy, pid, specs)
 

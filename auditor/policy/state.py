@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 
 from auditor.errors import InvalidObjectError
 from auditor.model.cilium import CiliumCIDRGroup, CiliumNetworkPolicy
-from auditor.model.decision import PolicyId
+from auditor.model.decision import PolicyId, policy_id_of
 from auditor.model.k8s import (
     Change,
     ChangeType,
@@ -62,8 +62,7 @@ def policy_applies(policy: NetworkPolicy, direction: PolicyDirection) -> bool:
 
 def policy_id(policy: NetworkPolicy) -> PolicyId:
     """The policy and its revision: resourceVersion when set, else generation (empty when neither)."""
-    revision = policy.resource_version or (str(policy.generation) if policy.generation else "")
-    return PolicyId(policy.namespace, policy.name, revision)
+    return policy_id_of(policy)
 
 
 class ClusterState:
