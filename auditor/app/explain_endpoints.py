@@ -24,6 +24,7 @@ from auditor.app.suggest import hint, pod_hint
 from auditor.errors import InputError
 from auditor.model.decision import ExternalSubject, NodeSubject, PodSubject, Subject
 from auditor.model.k8s import Node
+from auditor.policy.selectors import is_address
 from auditor.policy.state import ClusterState
 
 ENTITIES = ("world", "kube-apiserver", "ingress", "health", "init", "unmanaged")
@@ -51,7 +52,7 @@ def resolve(state: ClusterState, endpoint: str | Mapping[str, Any]) -> Subject:
             wanted = endpoint[len("node/"):]
             raise QueryError(f"unknown node {wanted} (not in the manifests at that time)"
                              + hint(wanted, (n.name for n in state.nodes)))
-    if "/" in endpoint and not _is_ip(endpoint.split("/")[0]):
+    if "/" in endpoint and not is_address(endpoint.split("/")[0]):
         namespace, _, name = endpoint.partition("/")
         pod = state.pod(namespace, name)
         if pod is None:
@@ -96,16 +97,8 @@ def _node_ip(node: Node) -> str:
     return node.addresses[0] if node.addresses else ""
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _by_ip(state: ClusterState, ip: str) -> Subject:
-    if not _is_ip(ip):
+    if not is_address(ip):
         raise QueryError(f"{ip!r} is neither NS/POD, node/NAME nor an IP address")
     canonical = str(ipaddress.ip_address(ip))
     pod = state.pod_by_ip(canonical)

@@ -23,8 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from auditor.app.audit import build_history
-from auditor.app.whatif_split import MIN_SPLIT_BYTES, collect_split, splittable, workers_available
+from auditor.app.whatif_split import MIN_SPLIT_BYTES, collect_split, splittable
 from auditor.app.whatif_store import Collected, collect_store
+from auditor.app.workers import default_workers
 from auditor.errors import ConfigError
 from auditor.findings.connections import CollectStats, ConnectionCollector
 from auditor.findings.session import AnalysisOptions
@@ -203,7 +204,7 @@ def collect_files(history: ClusterHistory, flows: Sequence[str], from_ns: int | 
     source = KeyFlowSource(flows, light=True)  # only what connections read; checks the paths
     lo = from_ns if from_ns is not None else 0
     hi = to_ns if to_ns is not None else 2**63
-    workers = workers_available() if workers is None else workers
+    workers = default_workers() if workers is None else workers
     if workers > 1 and splittable(flows, min_split_bytes):
         return collect_split(history, flows, lo, hi, workers)
     collector = ConnectionCollector(history)

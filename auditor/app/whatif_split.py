@@ -68,9 +68,6 @@ def splittable(paths: Sequence[str], min_bytes: int = MIN_SPLIT_BYTES) -> bool:
     return total >= min_bytes
 
 
-def workers_available() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
 
 def line_ranges(path: str, parts: int) -> list[tuple[int, int]]:
     """[start, end) byte ranges of `path`, each starting at a line start, at most `parts` of them."""

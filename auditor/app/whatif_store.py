@@ -13,7 +13,6 @@ and peer, and the notes say how many; a store with no connection rows at all get
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import replace
 
 from auditor.findings.connections import CollectStats, ConnectionKey, Observation
@@ -22,6 +21,7 @@ from auditor.model.delta import ConnectionCount
 from auditor.model.findings import Finding, FindingKind
 from auditor.model.flows import Endpoint
 from auditor.policy.history import ClusterHistory
+from auditor.policy.selectors import is_address
 from auditor.store import open_store, require_existing_store
 
 Collected = tuple[list[Observation], CollectStats, str, tuple[str, ...]]
@@ -42,21 +42,13 @@ STORE_NOTE = ("store: it holds no connections (written before the store kept the
 _PROTOCOLS = {"ICMPv4": "ICMP"}
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 def peer_endpoint(finding: Finding) -> tuple[Endpoint, str]:
     """The finding's sample peer as a flow endpoint, and the node name for `reserved:host`."""
     peer, aggregate = finding.peer, finding.peer_workload
     if peer.startswith("reserved:"):
         identity, _, node = peer[len("reserved:"):].partition(" (")
         return Endpoint(labels=(f"reserved:{identity}",)), node.rstrip(")")
-    if _is_ip(peer):
+    if is_address(peer):
         labels = (aggregate,) if aggregate.startswith("cidr:") else ()
         if aggregate.startswith("reserved:") and aggregate != "reserved:world":
             labels = (aggregate,)

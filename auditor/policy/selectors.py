@@ -92,6 +92,11 @@ def parse_address(ip: str) -> Address | None:
         return None
 
 
+def is_address(text: str) -> bool:
+    """True when `text` is an IPv4 or IPv6 address."""
+    return parse_address(text) is not None
+
+
 def _wire_address(ip: str) -> Address | None:
     """The address as it is on the wire: an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is IPv4 a.b.c.d."""
     address = parse_address(ip)
