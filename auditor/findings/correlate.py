@@ -154,7 +154,7 @@ class Correlator:
         src, src_key = self._resolve(flow, state, source=True)
         dst, dst_key = self._with_answers(flow, self._resolve(flow, state, source=False))
         if kind is _DNS_RESPONSE:
-            return self._dns_response(flow, src, dst)
+            return self._dns_response(flow, state, src, dst)
         if Resolution.HEALTH in (src.resolution, dst.resolution):
             self.stats.skipped["health"] += 1
             return []
@@ -268,23 +268,23 @@ class Correlator:
             stats.health_check_drops[outcome.health_key] += 1
         return list(outcome.findings)
 
-    def _dns_response(self, flow: Flow, src: Resolved, dst: Resolved) -> list[Finding]:
+    def _dns_response(self, flow: Flow, state: ClusterState, src: Resolved, dst: Resolved) -> list[Finding]:
         if not is_refused_by_proxy(flow):
             self.stats.skipped["dns-response"] += 1
             return []
-        finding = dns_refused(flow, dst, src, self._dns.query_for(flow), self._dns_rules(flow, src, dst))
+        finding = dns_refused(flow, dst, src, self._dns.query_for(flow), self._dns_rules(flow, state, src, dst))
         if finding is None:
             self.stats.unresolved += 1
             return []
         self.stats.dns_denials[(finding.namespace, finding.workload)] += 1
         return [finding]
 
-    def _dns_rules(self, flow: Flow, server: Resolved, client: Resolved) -> tuple[RuleMatch, ...]:
+    def _dns_rules(self, flow: Flow, state: ClusterState, server: Resolved, client: Resolved
+                   ) -> tuple[RuleMatch, ...]:
         """The client's egress rules that hand its lookup to Cilium's DNS proxy (the REFUSED is theirs)."""
         if server.subject is None or client.subject is None:
             return ()
         protocol = "TCP" if flow.protocol is L4Protocol.TCP else "UDP"
-        state = self._history.at(flow.time_ns)
         decision = self._engine.decide(state, client.subject, server.subject, flow.source.port or 53, protocol)
         return tuple(m for m in decision.egress.allowed_by if m.l7 == "dns")
 

@@ -27,6 +27,7 @@ from auditor.findings.static import static_findings
 from auditor.model.cilium import CiliumNetworkPolicy
 from auditor.model.decision import CCNP_KIND, KNP_KIND, policy_id_of
 from auditor.model.delta import (
+    HOUR_NS,
     STREAM_DOWN,
     AnalysisDelta,
     DataGap,
@@ -43,7 +44,6 @@ from auditor.policy.coverage import default_deny_policies, isolation
 from auditor.policy.engine import POLICY_ENFORCEMENT_MODES, PolicyEngine
 from auditor.policy.state import ClusterState
 
-HOUR_NS = 3_600_000_000_000
 MAX_TIME_NS = 2**63 - 1
 """Flow times must be after the epoch and fit the store's 64-bit integers (until 2262)."""
 DIRECTIONS = (("ingress", PolicyDirection.INGRESS), ("egress", PolicyDirection.EGRESS))

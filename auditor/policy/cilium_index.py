@@ -143,8 +143,3 @@ class CiliumIndex:
     def namespaced(self, namespace: str) -> tuple[CompiledPolicy, ...]:
         """CNPs of `namespace` (sorted by name); `namespaced("")` is every CCNP."""
         return self.by_namespace.get(namespace) or ()
-
-    def all_policies(self) -> tuple[CompiledPolicy, ...]:
-        """Every valid Cilium policy: CCNPs first, then CNPs by namespace/name."""
-        return tuple(sorted(self.policies.values(), key=lambda c: (c.policy.namespace, c.policy.name,
-                                                                     c.policy.kind.value)))

@@ -14,6 +14,7 @@ Per direction (pkg/policy/repository.go, pkg/policy/rule.go):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -234,15 +235,11 @@ def l4_match(rule: CRule, port: int, protocol: str, destination: Pod | None) -> 
         if protocol not in entry.protocols:
             continue
         if entry.name:
-            if destination is not None and _resolves(destination, entry.name, protocol, port):
+            if destination is not None and destination.resolve_port(entry.name, protocol) == port:
                 return entry.l7
         elif entry.low <= port <= entry.high:
             return entry.l7
     return None
-
-
-def _resolves(pod: Pod, name: str, protocol: str, port: int) -> bool:
-    return any(p.name == name and p.port == port and p.protocol == protocol for p in pod.container_ports)
 
 
 def _peer_match(rule: CRule, peer: Peer, state: ClusterState, requirements: tuple[Selector, ...]
@@ -314,6 +311,11 @@ def fqdn_matches(match_name: str, match_pattern: str, name: str) -> bool:
     pattern = match_pattern.lower().rstrip(".")
     if pattern == "*":
         return True
-    regex = "".join("[-a-z0-9_]*" if ch == "*" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, name) is not None
+    return _pattern_regex(pattern).fullmatch(name) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """A matchPattern compiled once: `*` stands for DNS name characters within one label."""
+    return re.compile("".join("[-a-z0-9_]*" if ch == "*" else re.escape(ch) for ch in pattern))
 

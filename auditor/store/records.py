@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from auditor.model.decision import KNP_KIND
+from auditor.model.delta import HOUR_NS as HOUR_NS
+from auditor.model.delta import hour_of
 from auditor.model.findings import Finding, FindingKind, Severity
 
 _K = TypeVar("_K")
 
-HOUR_NS = 3_600_000_000_000
+hour_floor = hour_of
+"""The start of the hour bucket that holds a time (the one rule, `model.delta.hour_of`)."""
 DAY_NS = 24 * HOUR_NS
 DEFAULT_RETENTION_NS = 30 * DAY_NS
 """How long counters, gaps, windows, resolved findings and policy history are kept by default."""
@@ -22,11 +25,6 @@ DEFAULT_JOIN_NS = 1_000_000_000
 
 COUNTER_COLUMNS = ("hour", "namespace", "workload", "verdict", "direction", "policy")
 """The names `Store.counts(group_by=...)` accepts."""
-
-
-def hour_floor(time_ns: int) -> int:
-    """The start of the hour bucket that holds `time_ns`."""
-    return time_ns - time_ns % HOUR_NS
 
 
 class FindingStatus(enum.Enum):
