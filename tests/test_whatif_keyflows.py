@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,26 @@ def test_window_applies_in_parts() -> None:
     split = collect_files(history, [demo], lo, hi, workers=2, min_split_bytes=0)
     assert 0 < single.stats.flows < whole.stats.flows
     assert _observed(split) == _observed(single)
+
+
+def test_a_threaded_process_reads_its_parts_without_forking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With other threads running (a fork could inherit their held locks), parts are read in-process."""
+
+    def no_fork(method: str) -> None:
+        raise AssertionError(f"a {method} pool was started in a threaded process")
+
+    monkeypatch.setattr("multiprocessing.get_context", no_fork)
+    demo = str(ROOT / "auditor" / "data" / "demo" / "flows.jsonl")
+    history, _, _ = build_history([str(DEMO_MANIFESTS)], None)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, daemon=True)
+    other.start()
+    try:
+        split = collect_split(history, [demo], 0, 2**63, workers=2, parts_per_worker=4)
+    finally:
+        release.set()
+        other.join()
+    assert _observed(split) == _observed(collect_files(history, [demo], workers=1))
 
 
 def _scenarios(tmp_path: Path) -> list[tuple[str, str, str]]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,6 +220,14 @@ def collect_split(history: ClusterHistory, paths: Sequence[str], lo: int, hi: in
         share = max(1, round(workers * parts_per_worker * os.path.getsize(path) / total))
         tasks += [(len(tasks) + i, path, start, end) for i, (start, end) in enumerate(line_ranges(path, share))]
     merged = Merge(history)
+    if threading.active_count() > 1:
+        # fork() copies only the calling thread: a lock another thread holds at that moment (logging,
+        # a grpc server's) stays locked in the child for good.  Inside a threaded process the parts
+        # are read here, one after the other, and merged the same way.
+        _init(history, lo, hi)
+        for part in map(_run, tasks):
+            merged.add(part)
+        return merged.collector()
     context = multiprocessing.get_context("fork")
     with context.Pool(min(workers, max(1, len(tasks))), _init, (history, lo, hi)) as pool:
         for part in pool.imap(_run, tasks):  # in file order, merged while later parts are read
